@@ -1,0 +1,1 @@
+"""Network architectures and weight converters (no losses, no files)."""

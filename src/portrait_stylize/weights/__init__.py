@@ -1,0 +1,30 @@
+"""Pretrained weights: the registry and the catalogue of networks."""
+
+from . import catalog as _catalog  # noqa: F401 - registers the declarations
+from .registry import (
+    REGISTRY,
+    PackageSource,
+    UrlSource,
+    WeightsError,
+    WeightSpec,
+    cache_root,
+    get_spec,
+    load_state_dict,
+    register,
+    sha256_file,
+    weight_path,
+)
+
+__all__ = [
+    "REGISTRY",
+    "PackageSource",
+    "UrlSource",
+    "WeightSpec",
+    "WeightsError",
+    "cache_root",
+    "get_spec",
+    "load_state_dict",
+    "register",
+    "sha256_file",
+    "weight_path",
+]

