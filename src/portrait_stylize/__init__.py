@@ -1,0 +1,7 @@
+"""portrait-stylize: portrait-aware neural style transfer."""
+
+__version__ = "0.1.0"
+
+from .api import StylizeResult, stylize  # noqa: E402
+
+__all__ = ["StylizeResult", "__version__", "stylize"]

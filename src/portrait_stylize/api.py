@@ -1,0 +1,162 @@
+"""The public entry point: ``stylize(content, style, method=..., **overrides)``."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import PIL
+import torch
+
+from . import __version__
+from .engine import Callback, optimise
+from .features import build_extractor
+from .io import ImageSource, LoadedImage, load_image, resize_long_side
+from .losses import Objective
+from .methods import METHODS, Settings, resolve_settings
+from .weights import get_spec
+
+
+@dataclass
+class StylizeResult:
+    """A result: ``image`` (3, H, W) in [0, 1] on the CPU, its alpha (1, H, W) if kept,
+    and the run record (JSON-serialisable)."""
+
+    image: torch.Tensor
+    alpha: torch.Tensor | None
+    record: dict[str, Any]
+
+    @property
+    def stopped(self) -> str | None:
+        return self.record["stopped"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``cpu`` or ``cuda[:N]``; a clear error when CUDA is asked for and absent."""
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no CUDA GPU is available")
+    return device
+
+
+NOISE_STD = 0.1
+"""Standard deviation of the white-noise start around mid-gray."""
+
+
+def initial_image(settings: Settings, content: torch.Tensor) -> torch.Tensor:
+    """The starting image (1, 3, H, W) for content (1, 3, H, W), seeded."""
+    generator = torch.Generator().manual_seed(settings.seed)
+    if settings.init == "content":
+        return content.clone()
+    if settings.init == "gray":
+        return torch.full_like(content, 0.5)
+    noise = 0.5 + NOISE_STD * torch.randn(content.shape, generator=generator)
+    return noise.clamp(0, 1).to(content.device)
+
+
+def _describe_input(image: LoadedImage) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": image.name, "size": list(image.size), **image.info}
+    path = Path(image.name)
+    if path.is_file():
+        entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return entry
+
+
+def versions() -> dict[str, str]:
+    """Versions of the tool and of what computes its results."""
+    import torchvision
+
+    return {
+        "portrait_stylize": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def _as_loaded(source: ImageSource | LoadedImage, max_pixels: int, alpha: str) -> LoadedImage:
+    if isinstance(source, LoadedImage):
+        return source
+    return load_image(source, max_pixels=max_pixels, alpha=alpha)
+
+
+def stylize(
+    content: ImageSource | LoadedImage,
+    style: ImageSource | LoadedImage | Sequence[ImageSource | LoadedImage],
+    method: str = "gatys",
+    *,
+    callbacks: Sequence[Callback] = (),
+    keep_alpha: bool = False,
+    max_pixels: int = 64_000_000,
+    **overrides: Any,
+) -> StylizeResult:
+    """Paint ``content`` in the style of ``style`` (one image or several).
+
+    Images are paths, PIL images, (H, W, C) arrays or (C, H, W) tensors in [0, 1].
+    ``overrides`` set any field of :class:`~portrait_stylize.methods.Settings`
+    (``size``, ``iterations``, ``seed``, ``style_weight``, ...). Returns the image and
+    its run record; ``callbacks`` receive every optimisation step.
+    """
+    settings = resolve_settings(method, overrides)
+    device = resolve_device(settings.device)
+    content_image = _as_loaded(content, max_pixels, "keep" if keep_alpha else "composite")
+    style_list = [style] if not isinstance(style, list | tuple) else list(style)
+    if not style_list:
+        raise ValueError("at least one style image is needed")
+    style_images = [_as_loaded(s, max_pixels, "composite") for s in style_list]
+
+    started = time.perf_counter()
+    extractor = build_extractor(settings.backbone, pooling=settings.pooling, device=device)
+    content_t = resize_long_side(content_image.rgb, settings.size)[None].to(device)
+    style_size = max(16, round(settings.size * settings.style_scale))
+    styles_t = [resize_long_side(s.rgb, style_size)[None].to(device) for s in style_images]
+    terms = METHODS[settings.method].build(settings, extractor, content_t, styles_t)
+    objective = Objective(extractor, terms, autocast=settings.precision == "bf16").to(device)
+    result = optimise(
+        initial_image(settings, content_t),
+        objective,
+        iterations=settings.iterations,
+        optimizer=settings.optimizer,
+        lr=settings.lr,
+        callbacks=callbacks,
+    )
+    weights = get_spec(extractor.spec.weights)
+    record = {
+        "tool": "portrait-stylize",
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "method": settings.method,
+        "settings": dataclasses.asdict(settings),
+        "inputs": {
+            "content": _describe_input(content_image),
+            "styles": [_describe_input(s) for s in style_images],
+        },
+        "weights": [{"name": weights.name, "sha256": weights.sha256}],
+        "backbone": extractor.spec.name,
+        "calibration": extractor.scales,
+        "stages": [
+            {
+                "size": list(result.image.shape[-2:]),
+                "iterations": result.iterations,
+                "final_loss": result.loss,
+                "final_terms": result.terms,
+                "seconds": round(result.seconds, 3),
+            }
+        ],
+        "stopped": result.stopped,
+        "wall_time_s": round(time.perf_counter() - started, 3),
+        "device": str(device)
+        + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        "versions": versions(),
+    }
+    return StylizeResult(result.image[0].cpu(), content_image.alpha, record)

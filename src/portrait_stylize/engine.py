@@ -1,0 +1,132 @@
+"""The optimisation loop: an image against an objective, reporting every step.
+
+The engine knows nothing of files or the CLI. Each step is reported to callbacks as a
+:class:`Step`; a callback that returns True stops the run (early stop, Ctrl-C). The
+last image with a finite loss is always kept and returned.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from .losses import Objective
+
+OPTIMIZERS = ("lbfgs", "adam")
+DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+
+
+@dataclass
+class Step:
+    """What one optimisation step reports."""
+
+    iteration: int
+    iterations: int
+    stage: int
+    stages: int
+    size: tuple[int, int]
+    loss: float
+    """Loss measured at the start of the step (L-BFGS and Adam evaluate before updating)."""
+    terms: dict[str, float]
+    elapsed: float
+    image: torch.Tensor = field(repr=False)
+    """The image after the step (1, 3, H, W), detached; do not modify."""
+
+
+Callback = Callable[[Step], bool | None]
+
+
+@dataclass
+class StageResult:
+    """Outcome of one optimisation stage."""
+
+    image: torch.Tensor
+    loss: float
+    terms: dict[str, float]
+    iterations: int
+    seconds: float
+    stopped: str | None = None
+    """None when the stage ran to the end; otherwise why it stopped early."""
+
+
+def optimise(
+    image: torch.Tensor,
+    objective: Objective,
+    *,
+    iterations: int,
+    optimizer: str = "lbfgs",
+    lr: float | None = None,
+    callbacks: Sequence[Callback] = (),
+    stage: int = 0,
+    stages: int = 1,
+    clamp: bool = False,
+) -> StageResult:
+    """Minimise ``objective`` over the pixels of ``image`` (1, 3, H, W).
+
+    L-BFGS takes one iteration per step (one loss and gradient evaluation, history
+    kept across steps). Adam steps with ``lr``. ``clamp`` keeps pixels in [0, 1]
+    after every step (Crowson); otherwise the result is clamped at the end.
+    """
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {optimizer!r}")
+    lr = DEFAULT_LR[optimizer] if lr is None else lr
+    pixels = image.detach().clone().requires_grad_(True)
+    opt: torch.optim.Optimizer
+    if optimizer == "lbfgs":
+        opt = torch.optim.LBFGS([pixels], lr=lr, max_iter=1, history_size=100)
+    else:
+        opt = torch.optim.Adam([pixels], lr=lr)
+    last_good = pixels.detach().clone()
+    last_loss, last_terms = float("inf"), {}
+    start = time.perf_counter()
+    evaluated: dict[str, object] = {}
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        loss, terms = objective(pixels)
+        loss.backward()
+        evaluated["loss"], evaluated["terms"] = float(loss.detach()), terms
+        return loss
+
+    stopped = None
+    done = 0
+    for done in range(1, iterations + 1):
+        if optimizer == "lbfgs":
+            opt.step(closure)  # type: ignore[arg-type]
+        else:
+            closure()
+            opt.step()
+        loss = float(evaluated["loss"])  # type: ignore[arg-type]
+        if clamp:
+            with torch.no_grad():
+                pixels.clamp_(0, 1)
+        if not (torch.isfinite(pixels).all() and torch.isfinite(torch.tensor(loss))):
+            stopped = "non-finite loss or image"
+            break
+        last_good = pixels.detach().clone()
+        last_loss, last_terms = loss, dict(evaluated["terms"])  # type: ignore[call-overload]
+        report = Step(
+            iteration=done,
+            iterations=iterations,
+            stage=stage,
+            stages=stages,
+            size=(pixels.shape[-2], pixels.shape[-1]),
+            loss=loss,
+            terms=last_terms,
+            elapsed=time.perf_counter() - start,
+            image=last_good,
+        )
+        if any([bool(callback(report)) for callback in callbacks]):
+            stopped = "stopped by request"
+            break
+    return StageResult(
+        image=last_good.clamp(0, 1),
+        loss=last_loss,
+        terms=last_terms,
+        iterations=done,
+        seconds=time.perf_counter() - start,
+        stopped=stopped,
+    )

@@ -1,0 +1,171 @@
+"""VGG feature extraction by layer name, with per-backbone input normalisation and calibration.
+
+Calibration (methods.md §0): a Gram loss grows with the fourth power of the activation
+scale and a content loss with the second, and backbones differ in scale by orders of
+magnitude (a Caffe-convention VGG fed 0-255 against torchvision's [0,1]-normalised
+one), so the same weights would tip the balance on another backbone. Following
+Gatys et al., who normalised VGG so that mean activations over natural images are 1,
+each backbone's mean ReLU activation per layer is measured once on natural images
+(cached beside the weights) and the extractor divides layer l by it. Every backbone
+then presents features of mean 1, and a preset's weights mean the same on all of them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .nets.vgg import VGGTrunk, layer_names
+from .weights import cache_root, get_spec, load_state_dict
+
+REFERENCE_ACTIVATION = 1 / 32
+"""Mean activation every calibrated layer is scaled to (see the module docstring)."""
+CALIBRATION_SIZE = 256
+"""Long side (px) of the natural images on which activation means are measured."""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """A feature network: architecture, weights and input convention.
+
+    The trunk sees ``(rgb * input_scale - mean) / std`` for an RGB image in [0, 1].
+    """
+
+    name: str
+    arch: str
+    weights: str
+    input_scale: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    description: str
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    spec.name: spec
+    for spec in (
+        BackboneSpec(
+            name="vgg16-hed",
+            arch="vgg16",
+            weights="vgg16-hed",
+            input_scale=255.0,
+            mean=(122.67892, 116.66877, 104.00699),
+            std=(1.0, 1.0, 1.0),
+            description="VGG-16 from HED, Caffe convention (offline default)",
+        ),
+        BackboneSpec(
+            name="vgg19-imagenet",
+            arch="vgg19",
+            weights="vgg19-imagenet",
+            input_scale=1.0,
+            mean=(0.485, 0.456, 0.406),
+            std=(0.229, 0.224, 0.225),
+            description="torchvision ImageNet VGG-19, the papers' network (online)",
+        ),
+    )
+}
+DEFAULT_BACKBONE = "vgg16-hed"
+
+def calibration_images() -> list[torch.Tensor]:
+    """Natural photographs shipped with scikit-image, each (3, H, W) in [0, 1]."""
+    from skimage import data
+
+    images = []
+    for name in ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry"):
+        array = np.asarray(getattr(data, name)(), dtype=np.float32) / 255.0
+        images.append(torch.from_numpy(array).permute(2, 0, 1).contiguous())
+    return images
+
+
+class FeatureExtractor(nn.Module):
+    """Calibrated VGG features of an RGB image.
+
+    ``forward(image, layers)``: image (B, 3, H, W) RGB in [0, 1] -> dict layer name ->
+    (B, C, h, w) activations times the layer's calibration scale.
+    """
+
+    def __init__(self, spec: BackboneSpec, trunk: VGGTrunk, scales: dict[str, float]) -> None:
+        super().__init__()
+        self.spec = spec
+        self.trunk = trunk.eval().requires_grad_(False)
+        self.scales = scales
+        self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1))
+
+    def normalise(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [0, 1] -> the trunk's input convention."""
+        return (image * self.spec.input_scale - self.mean) / self.std
+
+    def raw(self, image: torch.Tensor, layers: list[str] | tuple[str, ...]) -> dict[str, torch.Tensor]:
+        """Uncalibrated activations."""
+        return self.trunk(self.normalise(image), layers)
+
+    def forward(
+        self, image: torch.Tensor, layers: list[str] | tuple[str, ...]
+    ) -> dict[str, torch.Tensor]:
+        return {name: act * self.scales[name] for name, act in self.raw(image, layers).items()}
+
+
+def relu_layers(arch: str) -> list[str]:
+    return [name for name in layer_names(arch) if name.startswith("relu")]
+
+
+@torch.no_grad()
+def measure_activation_means(extractor: FeatureExtractor) -> dict[str, float]:
+    """Mean activation of every ReLU layer over :func:`calibration_images` at 256 px."""
+    layers = relu_layers(extractor.spec.arch)
+    totals = dict.fromkeys(layers, 0.0)
+    device = extractor.mean.device
+    images = calibration_images()
+    for image in images:
+        h, w = image.shape[1:]
+        size = (round(h * CALIBRATION_SIZE / max(h, w)), round(w * CALIBRATION_SIZE / max(h, w)))
+        batch = F.interpolate(image[None], size=size, mode="bilinear", antialias=True)
+        for name, act in extractor.raw(batch.to(device), layers).items():
+            totals[name] += act.mean().item() / len(images)
+    return totals
+
+
+def _calibration(extractor: FeatureExtractor, key: str) -> dict[str, float]:
+    """Per-layer scales for ``extractor``, measured once and cached on disk under ``key``."""
+    path = cache_root() / "calibration" / f"{key}.json"
+    if path.is_file():
+        means = json.loads(path.read_text())
+    else:
+        means = measure_activation_means(extractor)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(means, indent=1))
+    return {name: REFERENCE_ACTIVATION / mean for name, mean in means.items()}
+
+
+def build_extractor(
+    backbone: str = DEFAULT_BACKBONE,
+    *,
+    pooling: str = "max",
+    first_padding: str = "zeros",
+    device: str | torch.device = "cpu",
+    calibrate: bool = True,
+    state_dict: dict[str, torch.Tensor] | None = None,
+) -> FeatureExtractor:
+    """Build a backbone's calibrated extractor; weights come from the registry by default."""
+    try:
+        spec = BACKBONES[backbone]
+    except KeyError:
+        raise ValueError(f"unknown backbone {backbone!r}; choose from {sorted(BACKBONES)}") from None
+    trunk = VGGTrunk(spec.arch, pooling=pooling, first_padding=first_padding)
+    trunk.load_state_dict(state_dict if state_dict is not None else load_state_dict(spec.weights))
+    extractor = FeatureExtractor(spec, trunk, dict.fromkeys(relu_layers(spec.arch), 1.0))
+    extractor.to(device)
+    if calibrate:
+        tag = "custom" if state_dict is not None else get_spec(spec.weights).sha256[:16]
+        key = f"{spec.name}-{tag}-{pooling}-{first_padding}"
+        if state_dict is not None:
+            means = measure_activation_means(extractor)
+            extractor.scales = {name: REFERENCE_ACTIVATION / mean for name, mean in means.items()}
+        else:
+            extractor.scales = _calibration(extractor, key)
+    return extractor

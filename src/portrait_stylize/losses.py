@@ -1,0 +1,172 @@
+"""Small composable loss terms and the objective that sums them.
+
+A method is a list of terms; each term reads the VGG features it needs (computed
+once per evaluation by :class:`Objective`) or the image itself, and returns an
+unweighted scalar. The objective weights and sums them and reports each weighted
+term by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from .features import FeatureExtractor
+
+Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Feature correlations normalised by the number of positions.
+
+    (B, C, H, W) -> (B, C, C), G = F Fᵀ / (H·W) (Gatys; Xing et al. eq. 3).
+    """
+    b, c, h, w = features.shape
+    flat = features.reshape(b, c, h * w)
+    return flat @ flat.transpose(1, 2) / (h * w)
+
+
+def mean_squared_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Σ(x − t)² / (N·D): Gatys' content loss (Xing et al. eq. 2)."""
+    return (value - target).pow(2).mean()
+
+
+def gram_squared_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Σ(G − A)² / (4 N²) for (B, N, N) Grams, averaged over the batch (Xing et al. eq. 3)."""
+    n = value.shape[-1]
+    return (value - target).pow(2).sum(dim=(-2, -1)).mean() / (4 * n * n)
+
+
+def normalized_squared_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Σ(x − t)² / (Σ|x − t| + 1e-8): Crowson's NSE, whose gradient has L1 norm ≈ 1."""
+    diff = value - target
+    return diff.pow(2).sum() / (diff.abs().sum() + 1e-8)
+
+
+class Term(nn.Module):
+    """One weighted loss term.
+
+    ``layers`` are the VGG layers it reads from the (optionally ``view``-transformed)
+    image; a term with no layers reads the image itself.
+    """
+
+    def __init__(
+        self, name: str, weight: float, layers: Sequence[str] = (), view: nn.Module | None = None
+    ) -> None:
+        super().__init__()
+        self.name = name
+        self.weight = float(weight)
+        self.layers = tuple(layers)
+        self.view = view
+
+    def forward(self, features: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class ContentTerm(Term):
+    """Distance of the image's activations at one layer to the content's."""
+
+    def __init__(
+        self,
+        layer: str,
+        target: torch.Tensor,
+        weight: float,
+        criterion: Criterion = mean_squared_error,
+        name: str = "content",
+    ) -> None:
+        super().__init__(name, weight, (layer,))
+        self.register_buffer("target", target.detach())
+        self.criterion = criterion
+
+    def forward(self, features: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+        return self.criterion(features[self.layers[0]], self.target)
+
+
+class StyleTerm(Term):
+    """Weighted sum over layers of a distance between Gram matrices and style targets.
+
+    ``targets``: layer -> (1, C, C) target Gram; ``layer_weights``: layer -> weight.
+    """
+
+    def __init__(
+        self,
+        targets: dict[str, torch.Tensor],
+        layer_weights: dict[str, float],
+        weight: float,
+        criterion: Criterion = gram_squared_error,
+        name: str = "style",
+        view: nn.Module | None = None,
+    ) -> None:
+        super().__init__(name, weight, tuple(targets), view)
+        self.targets = nn.ParameterDict(
+            {k: nn.Parameter(v.detach(), requires_grad=False) for k, v in targets.items()}
+        )
+        self.layer_weights = dict(layer_weights)
+        self.criterion = criterion
+
+    def forward(self, features: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+        total = features[self.layers[0]].new_zeros(())
+        for layer in self.layers:
+            gram = gram_matrix(features[layer])
+            total = total + self.layer_weights[layer] * self.criterion(gram, self.targets[layer])
+        return total
+
+
+class TVTerm(Term):
+    """Total variation: mean of squared neighbour differences, replicate-padded."""
+
+    def __init__(self, weight: float, name: str = "tv") -> None:
+        super().__init__(name, weight)
+
+    def forward(self, features: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+        return total_variation(image)
+
+
+def total_variation(image: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> mean over pixels of Δx² + Δy² (zero difference at the far edges)."""
+    dx = torch.nn.functional.pad(image[..., :, 1:] - image[..., :, :-1], (0, 1, 0, 0))
+    dy = torch.nn.functional.pad(image[..., 1:, :] - image[..., :-1, :], (0, 0, 0, 1))
+    return (dx.pow(2) + dy.pow(2)).mean()
+
+
+class Objective(nn.Module):
+    """Σ weight · term, evaluating the feature network once per distinct view.
+
+    ``forward(image)``: image (1, 3, H, W) -> (total loss, {term name: weighted value}).
+    ``autocast`` runs the feature network in bfloat16; loss arithmetic stays float32.
+    """
+
+    def __init__(
+        self, extractor: FeatureExtractor, terms: Sequence[Term], autocast: bool = False
+    ) -> None:
+        super().__init__()
+        self.extractor = extractor
+        self.terms = nn.ModuleList(terms)
+        self.autocast = autocast
+
+    def features(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Float32 calibrated features of (B, 3, H, W) ``image`` at ``layers``."""
+        if not layers:
+            return {}
+        with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            feats = self.extractor(image, tuple(layers))
+        return {name: value.float() for name, value in feats.items()}
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        by_view: dict[int, tuple[nn.Module | None, set[str]]] = {}
+        for term in self.terms:
+            view, layers = by_view.setdefault(id(term.view), (term.view, set()))
+            layers.update(term.layers)
+        features: dict[int, dict[str, torch.Tensor]] = {
+            key: self.features(view(image) if view is not None else image, sorted(layers))
+            for key, (view, layers) in by_view.items()
+        }
+        total = image.new_zeros(())
+        values: dict[str, float] = {}
+        for term in self.terms:
+            value = term.weight * term(features[id(term.view)], image)
+            total = total + value
+            values[term.name] = float(value.detach())
+        return total, values

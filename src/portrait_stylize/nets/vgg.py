@@ -1,0 +1,122 @@
+"""VGG-16/19 convolutional trunks with named layers, and their weight converters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+
+# Channels per conv layer, per block (the "D" and "E" configurations of Simonyan & Zisserman).
+VGG_BLOCKS: dict[str, tuple[tuple[int, ...], ...]] = {
+    "vgg16": ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)),
+    "vgg19": ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4),
+}
+
+
+def layer_names(arch: str) -> list[str]:
+    """Names of the trunk's modules in order: conv1_1, relu1_1, ..., pool5."""
+    names = []
+    for block, widths in enumerate(VGG_BLOCKS[arch], start=1):
+        for index in range(1, len(widths) + 1):
+            names += [f"conv{block}_{index}", f"relu{block}_{index}"]
+        names.append(f"pool{block}")
+    return names
+
+
+def _torchvision_indices(arch: str) -> dict[str, int]:
+    """Position of each conv layer in torchvision's ``features`` Sequential."""
+    return {name: i for i, name in enumerate(layer_names(arch)) if name.startswith("conv")}
+
+
+class VGGTrunk(nn.Module):
+    """The convolutional part of VGG with named layers.
+
+    ``forward(x, layers)`` runs only as deep as the deepest requested layer.
+    Input (B, 3, H, W) already normalised for the weights; output dict name -> (B, C, h, w).
+    """
+
+    def __init__(
+        self, arch: str = "vgg16", pooling: str = "max", first_padding: str = "zeros"
+    ) -> None:
+        super().__init__()
+        if pooling not in ("max", "avg"):
+            raise ValueError(f"pooling must be 'max' or 'avg', not {pooling!r}")
+        self.arch = arch
+        self.names = layer_names(arch)
+        modules: dict[str, nn.Module] = {}
+        in_channels = 3
+        for block, widths in enumerate(VGG_BLOCKS[arch], start=1):
+            for index, width in enumerate(widths, start=1):
+                padding_mode = first_padding if (block, index) == (1, 1) else "zeros"
+                modules[f"conv{block}_{index}"] = nn.Conv2d(
+                    in_channels, width, 3, padding=1, padding_mode=padding_mode
+                )
+                modules[f"relu{block}_{index}"] = nn.ReLU(inplace=False)
+                in_channels = width
+            pool: nn.Module = nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2)
+            modules[f"pool{block}"] = pool
+        self.layers = nn.ModuleDict(modules)
+
+    def forward(
+        self, x: torch.Tensor, layers: list[str] | tuple[str, ...]
+    ) -> dict[str, torch.Tensor]:
+        wanted = set(layers)
+        unknown = wanted - set(self.names)
+        if unknown:
+            raise KeyError(f"unknown {self.arch} layers: {sorted(unknown)}")
+        deepest = max(self.names.index(name) for name in wanted)
+        out: dict[str, torch.Tensor] = {}
+        for name in self.names[: deepest + 1]:
+            x = self.layers[name](x)
+            if name in wanted:
+                out[name] = x
+        return out
+
+
+def _trunk_state_dict(arch: str, convs: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict:
+    state = {}
+    for name in _torchvision_indices(arch):
+        weight, bias = convs[name]
+        state[f"layers.{name}.weight"] = weight
+        state[f"layers.{name}.bias"] = bias
+    return state
+
+
+def vgg16_state_dict_from_hed_h5(path: Path) -> dict[str, torch.Tensor]:
+    """Read the VGG-16 trunk of HED's Keras weights (h5py only) as a trunk state dict.
+
+    Kernels are HWIO and expect BGR input; the first conv's input channels are
+    flipped so the trunk takes RGB (still 0-255 minus the Caffe mean).
+    """
+    convs = {}
+    with h5py.File(path, "r") as h5:
+        for block, widths in enumerate(VGG_BLOCKS["vgg16"], start=1):
+            for index in range(1, len(widths) + 1):
+                suffix = "" if index == 1 else f"_{index - 1}"
+                group = h5[f"block{block}/layers/conv2d{suffix}/vars"]
+                kernel = np.asarray(group["0"], dtype=np.float32).transpose(3, 2, 0, 1)
+                bias = np.asarray(group["1"], dtype=np.float32)
+                if (block, index) == (1, 1):
+                    kernel = kernel[:, ::-1]
+                convs[f"conv{block}_{index}"] = (
+                    torch.from_numpy(np.ascontiguousarray(kernel)),
+                    torch.from_numpy(bias),
+                )
+    return _trunk_state_dict("vgg16", convs)
+
+
+def vgg_state_dict_from_torchvision(path: Path) -> dict[str, torch.Tensor]:
+    """Map a torchvision VGG-16/19 checkpoint (``features.N.*``) to trunk names."""
+    source = torch.load(path, map_location="cpu", weights_only=True)
+    n_convs = sum(1 for key in source if key.startswith("features.") and key.endswith(".weight"))
+    arch = {13: "vgg16", 16: "vgg19"}.get(n_convs)
+    if arch is None:
+        raise ValueError(f"{path}: {n_convs} conv layers, expected a VGG-16 (13) or VGG-19 (16)")
+    convs = {
+        name: (source[f"features.{i}.weight"], source[f"features.{i}.bias"])
+        for name, i in _torchvision_indices(arch).items()
+    }
+    return _trunk_state_dict(arch, convs)
