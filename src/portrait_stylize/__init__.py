@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from .api import StylizeResult, stylize  # noqa: E402
+from .api import StylizeResult, stylize
 
 __all__ = ["StylizeResult", "__version__", "stylize"]

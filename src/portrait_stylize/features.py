@@ -70,6 +70,7 @@ BACKBONES: dict[str, BackboneSpec] = {
 }
 DEFAULT_BACKBONE = "vgg16-hed"
 
+
 def calibration_images() -> list[torch.Tensor]:
     """Natural photographs shipped with scikit-image, each (3, H, W) in [0, 1]."""
     from skimage import data
@@ -100,7 +101,9 @@ class FeatureExtractor(nn.Module):
         """(B, 3, H, W) in [0, 1] -> the trunk's input convention."""
         return (image * self.spec.input_scale - self.mean) / self.std
 
-    def raw(self, image: torch.Tensor, layers: list[str] | tuple[str, ...]) -> dict[str, torch.Tensor]:
+    def raw(
+        self, image: torch.Tensor, layers: list[str] | tuple[str, ...]
+    ) -> dict[str, torch.Tensor]:
         """Uncalibrated activations."""
         return self.trunk(self.normalise(image), layers)
 
@@ -155,7 +158,9 @@ def build_extractor(
     try:
         spec = BACKBONES[backbone]
     except KeyError:
-        raise ValueError(f"unknown backbone {backbone!r}; choose from {sorted(BACKBONES)}") from None
+        raise ValueError(
+            f"unknown backbone {backbone!r}; choose from {sorted(BACKBONES)}"
+        ) from None
     trunk = VGGTrunk(spec.arch, pooling=pooling, first_padding=first_padding)
     trunk.load_state_dict(state_dict if state_dict is not None else load_state_dict(spec.weights))
     extractor = FeatureExtractor(spec, trunk, dict.fromkeys(relu_layers(spec.arch), 1.0))

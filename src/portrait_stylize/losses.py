@@ -157,8 +157,7 @@ class Objective(nn.Module):
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         by_view: dict[int, tuple[nn.Module | None, set[str]]] = {}
         for term in self.terms:
-            view, layers = by_view.setdefault(id(term.view), (term.view, set()))
-            layers.update(term.layers)
+            by_view.setdefault(id(term.view), (term.view, set()))[1].update(term.layers)
         features: dict[int, dict[str, torch.Tensor]] = {
             key: self.features(view(image) if view is not None else image, sorted(layers))
             for key, (view, layers) in by_view.items()

