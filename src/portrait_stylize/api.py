@@ -33,6 +33,8 @@ class StylizeResult:
     image: torch.Tensor
     alpha: torch.Tensor | None
     record: dict[str, Any]
+    artifacts: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    """Extra images of the method (e.g. ``mask``), each (C, H, W) in [0, 1]."""
 
     @property
     def stopped(self) -> str | None:
@@ -121,8 +123,8 @@ def stylize(
     content_t = resize_long_side(content_image.rgb, settings.size)[None].to(device)
     style_size = max(16, round(settings.size * settings.style_scale))
     styles_t = [resize_long_side(s.rgb, style_size)[None].to(device) for s in style_images]
-    terms = METHODS[settings.method].build(settings, extractor, content_t, styles_t)
-    objective = Objective(extractor, terms, autocast=settings.precision == "bf16").to(device)
+    built = METHODS[settings.method].build(settings, extractor, content_t, styles_t)
+    objective = Objective(extractor, built.terms, autocast=settings.precision == "bf16").to(device)
     result = optimise(
         initial_image(settings, content_t),
         objective,
@@ -159,4 +161,5 @@ def stylize(
         + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "versions": versions(),
     }
-    return StylizeResult(result.image[0].cpu(), content_image.alpha, record)
+    artifacts = {name: value.detach().cpu() for name, value in built.artifacts.items()}
+    return StylizeResult(result.image[0].cpu(), content_image.alpha, record, artifacts)

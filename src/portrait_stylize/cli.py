@@ -20,7 +20,11 @@ from .io import ImageError, check_output_path, load_image, save_image, save_reco
 from .methods import METHODS, Settings, resolve_settings
 from .weights import WeightsError
 
-SUBCOMMANDS = {"weights": "portrait_stylize.commands.weights"}
+SUBCOMMANDS = {
+    "weights": "portrait_stylize.commands.weights",
+    "inspect": "portrait_stylize.commands.inspect",
+    "evaluate": "portrait_stylize.commands.evaluate",
+}
 EXIT_BAD_INPUT = 2
 EXIT_WEIGHTS = 3
 EXIT_INTERRUPTED = 130
@@ -180,6 +184,8 @@ def run_stylize(argv: Sequence[str]) -> int:
     if stop.signal is not None:
         result.record["stopped"] = f"interrupted by signal {stop.signal}"
     save_image(result.image, output, result.alpha)
+    for name, artifact in result.artifacts.items():
+        save_image(artifact.expand(3, -1, -1), output.with_name(f"{output.stem}.{name}.png"))
     record = save_record(result.record, output)
     print(
         f"saved {output} and {record.name} ({result.record['wall_time_s']:.1f} s)", file=sys.stderr

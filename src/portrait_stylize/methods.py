@@ -76,6 +76,21 @@ class Settings:
             raise ValueError(f"device must be 'cpu' or 'cuda[:N]', not {self.device!r}")
 
 
+@dataclass
+class Built:
+    """What a method builds for one content/style pair at one size.
+
+    ``artifacts`` are images worth saving beside the result, e.g. the mask used:
+    name -> (C, H, W) in [0, 1].
+    """
+
+    terms: list[Term]
+    artifacts: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+Builder = Callable[[Settings, FeatureExtractor, torch.Tensor, list[torch.Tensor]], Built]
+
+
 @dataclass(frozen=True)
 class Method:
     """A named preset: description, default overrides and its loss-term builder."""
@@ -83,7 +98,7 @@ class Method:
     name: str
     description: str
     defaults: dict[str, Any]
-    build: Callable[[Settings, FeatureExtractor, torch.Tensor, list[torch.Tensor]], list[Term]]
+    build: Builder
     paper: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -116,7 +131,7 @@ def build_gatys(
     extractor: FeatureExtractor,
     content: torch.Tensor,
     styles: list[torch.Tensor],
-) -> list[Term]:
+) -> Built:
     """Gatys et al.: content on relu4_2, Gram style on relu1_1..relu5_1, TV (methods.md §1).
 
     content (1, 3, H, W); styles list of (1, 3, h, w), all in [0, 1].
@@ -139,7 +154,7 @@ def build_gatys(
     )
     if settings.tv_weight > 0:
         terms.append(TVTerm(settings.tv_weight))
-    return terms
+    return Built(terms)
 
 
 METHODS: dict[str, Method] = {
