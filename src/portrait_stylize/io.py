@@ -74,8 +74,8 @@ def _open(path: Path, max_pixels: int) -> Image.Image:
     width, height = image.size
     if width * height > max_pixels:
         raise ImageError(
-            f"{path}: {width}x{height} is {width * height / 1e6:.0f} MP, over the limit of "
-            f"{max_pixels / 1e6:.0f} MP (raise it with --max-pixels)"
+            f"{path}: {width}x{height} is {width * height / 1e6:.3g} MP, over the limit of "
+            f"{max_pixels / 1e6:.3g} MP (raise it with --max-pixels)"
         )
     return image
 

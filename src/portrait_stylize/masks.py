@@ -1,0 +1,83 @@
+"""Person and background masks: MediaPipe selfie segmentation, thresholding, mask files.
+
+Masks are float tensors (B,1,H,W) in [0, 1]. :func:`person_mask` is differentiable
+with respect to the image, so it can drive a loss; :func:`background_mask` is a hard
+(optionally feathered) mask for compositing and weighting.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.transforms.functional import gaussian_blur
+
+from .io import load_image
+from .nets.mediapipe import load_mediapipe
+
+__all__ = ["SEGMENTERS", "background_mask", "load_mask_file", "person_mask"]
+
+SEGMENTERS = ("selfie-segmentation", "selfie-segmentation-landscape", "auto")
+
+
+@functools.lru_cache(maxsize=8)
+def _segmenter(name: str, device: str) -> nn.Module:
+    """The frozen segmentation network ``name`` on ``device``, loaded once."""
+    return load_mediapipe(name, device)
+
+
+def person_mask(
+    image: Tensor, model: str = "auto", device: str | torch.device | None = None
+) -> Tensor:
+    """Soft person probability of image (3,H,W) or (B,3,H,W) RGB in [0,1].
+
+    Returns (B,1,H,W) (B = 1 for a single image) at the image size, differentiable with
+    respect to ``image``. ``model``: "selfie-segmentation" (square 256x256 network),
+    "selfie-segmentation-landscape" (256 wide x 144 high), or "auto", the default: the
+    landscape network for images wider than tall, the square one otherwise, so the image
+    is stretched least (on the shared photos this gives the cleaner mask: the square
+    network is cleaner on portraits, the landscape one on a wide group photo, where the
+    square one marks railings and a window as person). ``device`` defaults to the
+    image's device; the result is on that device.
+    """
+    if model not in SEGMENTERS:
+        raise ValueError(f"unknown segmentation model {model!r}; known: {', '.join(SEGMENTERS)}")
+    batch = image[None] if image.dim() == 3 else image
+    if batch.dim() != 4 or batch.shape[1] != 3:
+        raise ValueError(f"expected (3,H,W) or (B,3,H,W), got {tuple(image.shape)}")
+    if model == "auto":
+        wide = batch.shape[-1] > batch.shape[-2]
+        model = "selfie-segmentation-landscape" if wide else "selfie-segmentation"
+    device = torch.device(device) if device is not None else batch.device
+    network = _segmenter(model, str(device))
+    return network(batch.to(device, torch.float32))
+
+
+def background_mask(person: Tensor, threshold: float = 0.5, feather: float = 0.0) -> Tensor:
+    """Hard background mask of a person probability (B,1,H,W): 1 where ``person`` is
+    below ``threshold``, 0 on the person, then blurred by a Gaussian of sigma
+    ``feather`` pixels (0: no blur; borders reflected). Same shape as ``person``."""
+    if feather < 0:
+        raise ValueError(f"feather must be >= 0, not {feather}")
+    mask = (person < threshold).to(person.dtype if person.is_floating_point() else torch.float32)
+    if feather == 0:
+        return mask
+    kernel = 2 * math.ceil(3 * feather) + 1
+    return gaussian_blur(mask, [kernel, kernel], [feather, feather])
+
+
+def load_mask_file(path: str | Path, size: tuple[int, int]) -> Tensor:
+    """A user's person mask, white = person, as (1,1,H,W) in [0,1] with (H, W) = ``size``.
+
+    Any format :func:`~portrait_stylize.io.load_image` reads; colour is averaged to gray
+    and transparent pixels count as background. Resized bilinearly (antialiased).
+    """
+    gray = load_image(path, matte=(0.0, 0.0, 0.0)).rgb.mean(0)[None, None]
+    shrink = size[0] < gray.shape[-2] or size[1] < gray.shape[-1]
+    if tuple(gray.shape[-2:]) != tuple(size):
+        gray = F.interpolate(gray, size, mode="bilinear", align_corners=False, antialias=shrink)
+    return gray.clamp(0, 1)

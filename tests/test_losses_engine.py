@@ -1,0 +1,146 @@
+"""Loss terms and the optimisation engine, on small images with random weights."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from portrait_stylize.callbacks import EarlyStop, Recorder
+from portrait_stylize.engine import optimise
+from portrait_stylize.losses import (
+    ContentTerm,
+    Objective,
+    StyleTerm,
+    Term,
+    TVTerm,
+    gram_matrix,
+    gram_squared_error,
+    mean_squared_error,
+    normalized_squared_error,
+    total_variation,
+)
+
+
+def test_gram_matrix_matches_definition() -> None:
+    feats = torch.randn(2, 3, 4, 5)
+    gram = gram_matrix(feats)
+    flat = feats[1].reshape(3, 20)
+    assert gram.shape == (2, 3, 3)
+    torch.testing.assert_close(gram[1], flat @ flat.T / 20)
+
+
+def test_loss_formulas_by_hand() -> None:
+    a, b = torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([[0.0, 2.0], [1.0, 4.0]])
+    assert mean_squared_error(a, b).item() == pytest.approx((1 + 4) / 4)
+    # Σ(G−A)² / (4 N²) with N = 2
+    assert gram_squared_error(a[None], b[None]).item() == pytest.approx(5 / 16)
+    assert normalized_squared_error(a, b).item() == pytest.approx(5 / 3)
+
+
+def test_total_variation_of_a_step_edge() -> None:
+    image = torch.zeros(1, 1, 4, 4)
+    image[..., 2:] = 1.0  # one vertical edge: 4 horizontal differences of 1
+    assert total_variation(image).item() == pytest.approx(4 / 16)
+
+
+class CountingView(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return image * 0.5
+
+
+def test_objective_runs_each_view_once_and_weights_terms(tiny_extractor) -> None:
+    content = torch.rand(1, 3, 32, 32)
+    target = tiny_extractor(content, ["relu2_1"])["relu2_1"]
+    view = CountingView()
+    grams = {k: gram_matrix(v) for k, v in tiny_extractor(content, ["relu1_1"]).items()}
+    terms: list[Term] = [
+        ContentTerm("relu2_1", target, weight=2.0),
+        StyleTerm(grams, {"relu1_1": 1.0}, weight=3.0, name="bg1", view=view),
+        StyleTerm(grams, {"relu1_1": 1.0}, weight=1.0, name="bg2", view=view),
+        TVTerm(0.5),
+    ]
+    objective = Objective(tiny_extractor, terms)
+    total, values = objective(content)
+    assert view.calls == 1
+    assert values["content"] == pytest.approx(0.0, abs=1e-6)
+    assert values["bg1"] == pytest.approx(3 * values["bg2"], rel=1e-5)
+    assert values["tv"] == pytest.approx(0.5 * total_variation(content).item(), rel=1e-5)
+    assert total.item() == pytest.approx(sum(values.values()), rel=1e-5)
+
+
+def _content_objective(extractor, seed: int = 0) -> tuple[Objective, torch.Tensor]:
+    torch.manual_seed(seed)
+    content = torch.rand(1, 3, 32, 32)
+    target = extractor(content, ["relu2_1"])["relu2_1"]
+    return Objective(extractor, [ContentTerm("relu2_1", target, weight=1.0)]), content
+
+
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_engine_lowers_the_loss_and_reports_every_step(tiny_extractor, optimizer) -> None:
+    objective, _ = _content_objective(tiny_extractor)
+    start = torch.full((1, 3, 32, 32), 0.5)
+    recorder = Recorder()
+    result = optimise(start, objective, iterations=30, optimizer=optimizer, callbacks=[recorder])
+    assert [s[1] for s in recorder.steps] == list(range(1, 31))
+    assert result.stopped is None and result.iterations == 30
+    assert recorder.steps[-1][2] < 0.5 * recorder.steps[0][2]
+    assert result.image.min() >= 0 and result.image.max() <= 1
+
+
+def test_engine_stops_on_request_and_keeps_the_image(tiny_extractor) -> None:
+    objective, _ = _content_objective(tiny_extractor)
+    recorder = Recorder()
+    result = optimise(
+        torch.full((1, 3, 32, 32), 0.5),
+        objective,
+        iterations=100,
+        callbacks=[recorder, lambda step: step.iteration == 5],
+    )
+    assert result.stopped == "stopped by request" and result.iterations == 5
+    torch.testing.assert_close(result.image, recorder.last_image.clamp(0, 1))
+
+
+class ExplodesAfter(Term):
+    """A loss that becomes NaN at its n-th evaluation."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__("explode", 1.0)
+        self.n, self.calls = n, 0
+
+    def forward(self, features, image):
+        self.calls += 1
+        value = (image - 0.3).pow(2).sum()
+        return value * math.nan if self.calls >= self.n else value
+
+
+def test_engine_returns_the_last_good_image_on_nan(tiny_extractor) -> None:
+    objective = Objective(tiny_extractor, [ExplodesAfter(4)])
+    recorder = Recorder()
+    result = optimise(
+        torch.full((1, 3, 8, 8), 0.5), objective, iterations=10, optimizer="adam",
+        callbacks=[recorder],
+    )
+    assert result.stopped == "non-finite loss or image"
+    assert result.iterations == 4 and len(recorder.steps) == 3
+    assert torch.isfinite(result.image).all()
+    torch.testing.assert_close(result.image, recorder.last_image)
+
+
+def test_early_stop_fires_on_a_plateau() -> None:
+    stop = EarlyStop(tolerance=1e-3, window=3)
+
+    class S:  # the fields EarlyStop reads
+        def __init__(self, i, loss):
+            self.iteration, self.loss = i, loss
+
+    losses = [10.0, 5.0, 4.0, 3.99999, 3.99999, 3.99999, 3.99999]
+    fired = [stop(S(i + 1, v)) for i, v in enumerate(losses)]
+    # step 6 compares with step 3 (4.0 -> 3.99999): under 0.1 %, so it stops
+    assert fired == [False, False, False, False, False, True, True]
