@@ -23,7 +23,7 @@ from torch import nn
 from .nets.vgg import VGGTrunk, layer_names
 from .weights import cache_root, get_spec, load_state_dict
 
-REFERENCE_ACTIVATION = 1 / 16
+REFERENCE_ACTIVATION = 1 / 8
 """Mean activation every calibrated layer is scaled to (see the module docstring)."""
 CALIBRATION_SIZE = 256
 """Long side (px) of the natural images on which activation means are measured."""

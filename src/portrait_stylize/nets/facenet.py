@@ -15,7 +15,6 @@ Weight converters read three published copies of the same architecture:
 from __future__ import annotations
 
 import re
-import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
@@ -328,94 +327,28 @@ def _hwio(kernel: np.ndarray) -> np.ndarray:
     return kernel.transpose(3, 2, 0, 1)
 
 
-# Minimal protobuf wire-format reader: just enough of GraphDef to read Const tensors.
-
-
-def _varint(buf: memoryview, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            return value, pos
-
-
-def _fields(buf: memoryview) -> Iterator[tuple[int, int, memoryview]]:
-    """Yield (field number, number, data) of one protobuf message.
-
-    Varint fields fill ``number`` (``data`` empty); the others fill ``data`` with their
-    raw bytes (length-delimited payload, or 4 / 8 bytes of fixed32 / fixed64).
-    """
-    pos = 0
-    while pos < len(buf):
-        key, pos = _varint(buf, pos)
-        field, wire = key >> 3, key & 7
-        if wire == 0:
-            number, pos = _varint(buf, pos)
-            yield field, number, buf[pos:pos]
-            continue
-        if wire == 2:
-            size, pos = _varint(buf, pos)
-        elif wire in (1, 5):
-            size = 8 if wire == 1 else 4
-        else:
-            raise ValueError(f"unsupported protobuf wire type {wire}")
-        yield field, 0, buf[pos : pos + size]
-        pos += size
-
-
-_DT_FLOAT = 1
-
-
-def _float_tensor(proto: memoryview) -> np.ndarray | None:
-    """Decode a TensorProto of dtype float (None for other dtypes)."""
-    dtype, shape, content = 0, [], None
-    values: list[float] = []
-    for field, number, data in _fields(proto):
-        if field == 1:
-            dtype = number
-        elif field == 2:  # TensorShapeProto.dim -> Dim.size
-            for dim_field, _, dim in _fields(data):
-                if dim_field == 2:
-                    shape += [size for f, size, _ in _fields(dim) if f == 1]
-        elif field == 4:
-            content = bytes(data)
-        elif field == 5:  # float_val: packed or one fixed32 per entry
-            values += struct.unpack(f"<{len(data) // 4}f", data)
-    if dtype != _DT_FLOAT:
-        return None
-    if content is not None:
-        return np.frombuffer(content, dtype="<f4").reshape(shape)
-    full = np.zeros(int(np.prod(shape)), dtype=np.float32)
-    full[: len(values)] = values
-    if values:
-        full[len(values) :] = values[-1]  # TF repeats the last value to fill the shape
-    return full.reshape(shape)
-
-
 def _graphdef_constants(path: Path) -> dict[str, np.ndarray]:
-    """Every float Const node of a frozen GraphDef: node name -> array."""
+    """Every float Const node of a frozen GraphDef: node name -> array.
+
+    Parsed with the protobuf classes of TensorFlow's GraphDef that tensorboardX ships.
+    """
+    from tensorboardX.proto import graph_pb2, types_pb2
+
+    graph = graph_pb2.GraphDef()
+    graph.ParseFromString(Path(path).read_bytes())
     constants: dict[str, np.ndarray] = {}
-    for field, _, node in _fields(memoryview(Path(path).read_bytes())):
-        if field != 1:  # GraphDef.node
+    for node in graph.node:
+        tensor = node.attr["value"].tensor if node.op == "Const" else None
+        if tensor is None or tensor.dtype != types_pb2.DT_FLOAT:
             continue
-        name, op, tensor = "", "", None
-        for node_field, _, item in _fields(node):
-            if node_field == 1:
-                name = bytes(item).decode()
-            elif node_field == 2:
-                op = bytes(item).decode()
-            elif node_field == 5:  # attr map entry: key (1) -> AttrValue (2)
-                entry = {f: data for f, _, data in _fields(item)}
-                if bytes(entry.get(1, b"")) == b"value":
-                    attr = {f: data for f, _, data in _fields(entry[2])}
-                    tensor = attr.get(8)  # AttrValue.tensor
-        if op == "Const" and tensor is not None:
-            array = _float_tensor(tensor)
-            if array is not None:
-                constants[name] = array
+        shape = [dim.size for dim in tensor.tensor_shape.dim]
+        if tensor.tensor_content:
+            array = np.frombuffer(tensor.tensor_content, dtype="<f4")
+        else:  # a short float_val list; TF repeats its last value to fill the shape
+            values = np.asarray(tensor.float_val, dtype=np.float32)
+            array = np.full(int(np.prod(shape)), values[-1] if len(values) else 0, np.float32)
+            array[: len(values)] = values
+        constants[node.name] = array.reshape(shape)
     return constants
 
 

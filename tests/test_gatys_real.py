@@ -1,0 +1,23 @@
+"""Real runs of the gatys presets with the offline weights on the shared photographs."""
+
+from __future__ import annotations
+
+import pytest
+
+from portrait_stylize import stylize
+from portrait_stylize.callbacks import Recorder
+
+from .conftest import shared_image
+
+
+@pytest.mark.slow
+def test_gatys_lowers_style_tenfold_with_content_bounded() -> None:
+    content = shared_image("content", "astronaut.jpg")
+    style = shared_image("style", "starry_night.jpg")
+    recorder = Recorder()
+    result = stylize(content, style, "gatys", size=128, iterations=200, callbacks=[recorder])
+    first, last = recorder.steps[0][3], recorder.steps[-1][3]
+    assert result.stopped is None
+    assert last["style"] <= first["style"] / 10, (first, last)
+    assert last["content"] <= first["content"], (first, last)
+    assert result.image.shape == (3, 128, 128)
