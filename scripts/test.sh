@@ -4,6 +4,6 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$("$root/scripts/env.sh")"
 cd "$root"
-"$venv/bin/ruff" format --check src tests bench eval scripts
-"$venv/bin/ruff" check src tests bench eval scripts
+"$venv/bin/ruff" format --check .
+"$venv/bin/ruff" check .
 "$venv/bin/python" -m pytest -q "$@"

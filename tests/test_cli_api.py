@@ -39,10 +39,16 @@ def test_help_lists_every_option_with_its_default(capsys) -> None:
     text = " ".join(capsys.readouterr().out.split())
     for flag in ("--size", "--iterations", "--seed", "--device", "--method", "--style-weight"):
         assert flag in text
-    assert "(default: 1000)" in text and "default: 200.0; gatys-plus: 4000.0" in text
+    assert "(default: 1000; crowson: 500)" in text
+    assert "default: 200.0; gatys-plus: 4000.0; crowson: 1.0" in text
     options = [a for a in build_parser()._actions if a.option_strings and a.dest != "help"]
     documented = [a for a in options if a.help and "default" in a.help]
-    assert {a.dest for a in options} - {a.dest for a in documented} <= {"output", "version", "quiet", "keep_alpha"}
+    assert {a.dest for a in options} - {a.dest for a in documented} <= {
+        "output",
+        "version",
+        "quiet",
+        "keep_alpha",
+    }
 
 
 def test_cli_run_writes_image_and_record(pair, tmp_path, capsys) -> None:
@@ -69,7 +75,9 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(pair, tmp_path, capsys)
     out = tmp_path / "out.png"
     assert main([str(content), str(broken), "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "broken.png" in err[0] and err[0].startswith("portrait-stylize: error:")
+    assert (
+        len(err) == 1 and "broken.png" in err[0] and err[0].startswith("portrait-stylize: error:")
+    )
     assert not out.exists() and not (tmp_path / "out.png.json").exists()
     assert main([str(content), str(content), "-o", str(tmp_path / "out.gif")]) == 2
     assert main([str(content), str(content), "-o", str(out), "--init", "zeros"]) == 2

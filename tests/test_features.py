@@ -49,7 +49,9 @@ def test_trunk_stops_at_the_deepest_requested_layer() -> None:
 
 def test_pooling_and_first_padding_options() -> None:
     assert isinstance(VGGTrunk("vgg16", pooling="avg").layers["pool1"], torch.nn.AvgPool2d)
-    assert VGGTrunk("vgg19", first_padding="replicate").layers["conv1_1"].padding_mode == "replicate"
+    assert (
+        VGGTrunk("vgg19", first_padding="replicate").layers["conv1_1"].padding_mode == "replicate"
+    )
     with pytest.raises(ValueError):
         VGGTrunk("vgg16", pooling="median")
 
@@ -121,14 +123,18 @@ def test_calibration_makes_backbones_of_different_scale_agree() -> None:
     large = build_extractor("vgg16-hed", state_dict=_scaled_state_dict(state, 50.0))
     image = torch.rand(1, 3, 48, 48)
     raw_small, raw_large = small.raw(image, ["relu3_1"]), large.raw(image, ["relu3_1"])
-    torch.testing.assert_close(raw_large["relu3_1"], 50 * raw_small["relu3_1"], rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(
+        raw_large["relu3_1"], 50 * raw_small["relu3_1"], rtol=1e-4, atol=1e-3
+    )
     out_small, out_large = small(image, ["relu3_1"]), large(image, ["relu3_1"])
     torch.testing.assert_close(out_small["relu3_1"], out_large["relu3_1"], rtol=1e-4, atol=1e-6)
 
 
 def test_measured_means_are_positive_for_every_layer() -> None:
     torch.manual_seed(0)
-    extractor = build_extractor("vgg16-hed", state_dict=VGGTrunk("vgg16").state_dict(), calibrate=False)
+    extractor = build_extractor(
+        "vgg16-hed", state_dict=VGGTrunk("vgg16").state_dict(), calibrate=False
+    )
     means = measure_activation_means(extractor)
     assert set(means) == set(relu_layers("vgg16")) and min(means.values()) > 0
 

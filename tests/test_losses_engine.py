@@ -124,7 +124,10 @@ def test_engine_returns_the_last_good_image_on_nan(tiny_extractor) -> None:
     objective = Objective(tiny_extractor, [ExplodesAfter(4)])
     recorder = Recorder()
     result = optimise(
-        torch.full((1, 3, 8, 8), 0.5), objective, iterations=10, optimizer="adam",
+        torch.full((1, 3, 8, 8), 0.5),
+        objective,
+        iterations=10,
+        optimizer="adam",
         callbacks=[recorder],
     )
     assert result.stopped == "non-finite loss or image"
@@ -144,3 +147,50 @@ def test_early_stop_fires_on_a_plateau() -> None:
     fired = [stop(S(i + 1, v)) for i, v in enumerate(losses)]
     # step 6 compares with step 3 (4.0 -> 3.99999): under 0.1 %, so it stops
     assert fired == [False, False, False, False, False, True, True]
+
+
+def test_crowson_scale_schedule() -> None:
+    from portrait_stylize.methods import resolve_settings, scale_schedule
+
+    assert scale_schedule(resolve_settings("crowson")) == [
+        (128, 1000),
+        (181, 500),
+        (256, 500),
+        (362, 500),
+        (512, 500),
+    ]
+    assert scale_schedule(resolve_settings("crowson", {"size": 256, "min_size": 200})) == [
+        (256, 1000)
+    ]
+    assert scale_schedule(resolve_settings("gatys")) == [(512, 1000)]
+
+
+def test_ema_is_bias_corrected() -> None:
+    from portrait_stylize.engine import EMA
+
+    ema = EMA(torch.zeros(1, 3, 2, 2), decay=0.99)
+    ema.update(torch.full((1, 3, 2, 2), 0.7))
+    torch.testing.assert_close(ema.value, torch.full((1, 3, 2, 2), 0.7))  # not 0.007
+    ema.update(torch.full((1, 3, 2, 2), 0.1))
+    expected = (0.99 * 0.01 * 0.7 + 0.01 * 0.1) / (1 - 0.99**2)
+    torch.testing.assert_close(ema.value, torch.full((1, 3, 2, 2), expected))
+
+
+def test_adam_state_resizes_and_warm_starts(tiny_extractor) -> None:
+    from portrait_stylize.engine import AdamState
+
+    state = AdamState(
+        step=1000.0, exp_avg=torch.randn(1, 3, 8, 8), exp_avg_sq=torch.rand(1, 3, 8, 8) * 1e-4
+    )
+    bigger = state.resized((11, 11))
+    assert bigger.exp_avg.shape == (1, 3, 11, 11) and bigger.step == 1000.0
+    assert bigger.exp_avg_sq.min() >= 0  # bicubic could undershoot; bilinear + ReLU cannot
+    flat = AdamState(1.0, torch.full((1, 3, 4, 4), 0.5), torch.full((1, 3, 4, 4), 0.25))
+    torch.testing.assert_close(flat.resized((6, 6)).exp_avg, torch.full((1, 3, 6, 6), 0.5))
+    objective, _ = _content_objective(tiny_extractor)
+    first = optimise(torch.full((1, 3, 32, 32), 0.5), objective, iterations=3, optimizer="adam")
+    assert first.adam_state is not None and first.adam_state.step == 3
+    second = optimise(
+        first.image, objective, iterations=2, optimizer="adam", adam_state=first.adam_state
+    )
+    assert second.adam_state is not None and second.adam_state.step == 5

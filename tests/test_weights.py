@@ -163,7 +163,9 @@ def _fake_wheel(folder: Path) -> None:
     with zipfile.ZipFile(folder / "fakeweights-1.0-py3-none-any.whl", "w") as zf:
         zf.writestr("fakeweights/data.bin", PAYLOAD)
         zf.writestr(f"{info}/METADATA", "Metadata-Version: 2.1\nName: fakeweights\nVersion: 1.0\n")
-        zf.writestr(f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        zf.writestr(
+            f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
         zf.writestr(f"{info}/RECORD", "")
 
 

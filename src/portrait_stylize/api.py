@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 import PIL
 import torch
+import torch.nn.functional as F
 
 from . import __version__
-from .engine import Callback, optimise
+from .engine import AdamState, Callback, optimise
 from .features import build_extractor
 from .io import ImageSource, LoadedImage, load_image, resize_long_side
 from .losses import Objective
-from .methods import METHODS, Settings, resolve_settings
+from .methods import METHODS, Settings, resolve_settings, scale_schedule
 from .weights import get_spec
 
 
@@ -53,13 +54,24 @@ NOISE_STD = 0.1
 """Standard deviation of the white-noise start around mid-gray."""
 
 
-def initial_image(settings: Settings, content: torch.Tensor) -> torch.Tensor:
-    """The starting image (1, 3, H, W) for content (1, 3, H, W), seeded."""
+def initial_image(
+    settings: Settings, content: torch.Tensor, styles: list[torch.Tensor]
+) -> torch.Tensor:
+    """The starting image (1, 3, H, W) for content (1, 3, H, W), seeded.
+
+    noise: mid-gray plus white Gaussian noise; uniform: U(0, 1) per pixel; style-mean:
+    the mean colour of the style images.
+    """
     generator = torch.Generator().manual_seed(settings.seed)
     if settings.init == "content":
         return content.clone()
     if settings.init == "gray":
         return torch.full_like(content, 0.5)
+    if settings.init == "style-mean":
+        mean = torch.stack([s.mean(dim=(0, 2, 3)) for s in styles]).mean(0)
+        return mean.view(1, 3, 1, 1).expand_as(content).clone()
+    if settings.init == "uniform":
+        return torch.rand(content.shape, generator=generator).to(content.device)
     noise = 0.5 + NOISE_STD * torch.randn(content.shape, generator=generator)
     return noise.clamp(0, 1).to(content.device)
 
@@ -119,20 +131,55 @@ def stylize(
     style_images = [_as_loaded(s, max_pixels, "composite") for s in style_list]
 
     started = time.perf_counter()
-    extractor = build_extractor(settings.backbone, pooling=settings.pooling, device=device)
-    content_t = resize_long_side(content_image.rgb, settings.size)[None].to(device)
-    style_size = max(16, round(settings.size * settings.style_scale))
-    styles_t = [resize_long_side(s.rgb, style_size)[None].to(device) for s in style_images]
-    built = METHODS[settings.method].build(settings, extractor, content_t, styles_t)
-    objective = Objective(extractor, built.terms, autocast=settings.precision == "bf16").to(device)
-    result = optimise(
-        initial_image(settings, content_t),
-        objective,
-        iterations=settings.iterations,
-        optimizer=settings.optimizer,
-        lr=settings.lr,
-        callbacks=callbacks,
+    extractor = build_extractor(
+        settings.backbone,
+        pooling=settings.pooling,
+        first_padding=settings.first_padding,
+        device=device,
     )
+    method = METHODS[settings.method]
+    schedule = scale_schedule(settings)
+    image: torch.Tensor | None = None
+    adam_state: AdamState | None = None
+    stages: list[dict[str, Any]] = []
+    for index, (side, iterations) in enumerate(schedule):
+        content_t = resize_long_side(content_image.rgb, side)[None].to(device)
+        style_side = max(16, round(side * settings.style_scale))
+        styles_t = [resize_long_side(s.rgb, style_side)[None].to(device) for s in style_images]
+        built = method.build(settings, extractor, content_t, styles_t)
+        objective = Objective(extractor, built.terms, autocast=settings.precision == "bf16")
+        if image is None:
+            image = initial_image(settings, content_t, styles_t)
+        else:  # the previous scale's result, upsampled
+            size = content_t.shape[-2:]
+            image = F.interpolate(image, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
+            adam_state = adam_state.resized((size[0], size[1])) if adam_state else None
+        result = optimise(
+            image,
+            objective.to(device),
+            iterations=iterations,
+            optimizer=settings.optimizer,
+            lr=settings.lr,
+            callbacks=callbacks,
+            stage=index,
+            stages=len(schedule),
+            clamp=settings.optimizer == "adam",
+            ema_decay=settings.ema_decay,
+            adam_state=adam_state,
+        )
+        image, adam_state = result.image, result.adam_state
+        stages.append(
+            {
+                "size": list(image.shape[-2:]),
+                "iterations": result.iterations,
+                "final_loss": result.loss,
+                "final_terms": result.terms,
+                "seconds": round(result.seconds, 3),
+            }
+        )
+        if result.stopped:
+            break
+    assert image is not None
     weights = get_spec(extractor.spec.weights)
     record = {
         "tool": "portrait-stylize",
@@ -146,15 +193,7 @@ def stylize(
         "weights": [{"name": weights.name, "sha256": weights.sha256}],
         "backbone": extractor.spec.name,
         "calibration": extractor.scales,
-        "stages": [
-            {
-                "size": list(result.image.shape[-2:]),
-                "iterations": result.iterations,
-                "final_loss": result.loss,
-                "final_terms": result.terms,
-                "seconds": round(result.seconds, 3),
-            }
-        ],
+        "stages": stages,
         "stopped": result.stopped,
         "wall_time_s": round(time.perf_counter() - started, 3),
         "device": str(device)
@@ -162,4 +201,4 @@ def stylize(
         "versions": versions(),
     }
     artifacts = {name: value.detach().cpu() for name, value in built.artifacts.items()}
-    return StylizeResult(result.image[0].cpu(), content_image.alpha, record, artifacts)
+    return StylizeResult(image[0].cpu(), content_image.alpha, record, artifacts)

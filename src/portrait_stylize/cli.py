@@ -17,7 +17,7 @@ from . import __version__
 from .callbacks import Checkpoint, EarlyStop, ProgressBar, StopFlag
 from .engine import Step
 from .io import ImageError, check_output_path, load_image, save_image, save_record
-from .methods import METHODS, Settings, resolve_settings
+from .methods import METHODS, Settings, resolve_settings, scale_schedule
 from .weights import WeightsError
 
 SUBCOMMANDS = {
@@ -31,11 +31,15 @@ EXIT_INTERRUPTED = 130
 
 # Help for each Settings field exposed as an option (--field-name).
 SETTING_HELP: dict[str, str] = {
-    "size": "long side of the result in pixels",
-    "iterations": "optimisation steps",
+    "size": "long side of the result in pixels (the last scale's)",
+    "min_size": "multi-scale: long side of the first scale (scales grow by sqrt 2)",
+    "initial_iterations": "multi-scale: steps at the first scale",
+    "iterations": "optimisation steps (per later scale, multi-scale)",
+    "ema_decay": "output the moving average of the iterates with this decay",
+    "first_padding": "padding of the feature network's first conv: zeros or replicate",
     "optimizer": "lbfgs or adam",
     "lr": "step size; unset: L-BFGS 1.0, Adam 0.02",
-    "init": "starting image: noise, content or gray",
+    "init": "starting image: noise, content, gray, uniform or style-mean",
     "seed": "random seed; the same seed repeats a run",
     "device": "cpu, cuda or cuda:N",
     "precision": "fp32, or bf16 autocast of the feature network (about 2x faster on AVX-512 BF16)",
@@ -49,6 +53,11 @@ SETTING_HELP: dict[str, str] = {
     "tv_weight": "total-variation weight",
     "style_scale": "style images are resized to size x this factor",
     "style_blend_weights": "relative weights of several style images",
+    "background_weight": "portrait-aware: weight of the fine-stroke style loss on the background",
+    "mask": "portrait-aware: person mask image (white = person) instead of segmenting CONTENT",
+    "mask_threshold": "portrait-aware: person probability at or above which a pixel is portrait",
+    "mask_feather": "portrait-aware: blur sigma (px) of the background mask's edge",
+    "masked_gram_norm": "portrait-aware: divide the background Gram by the background or full area",
 }
 _LISTS = {"content_layers", "style_layers"}
 _FLOAT_LISTS = {"style_layer_weights", "style_blend_weights"}
@@ -90,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
             nargs = "+"
         elif field.name in _FLOAT_LISTS:
             kind, nargs = float, "+"
-        elif field.type in ("int",):
+        elif field.type in ("int", "int | None"):
             kind = int
         elif field.type in ("float", "float | None"):
             kind = float
@@ -153,7 +162,6 @@ def run_stylize(argv: Sequence[str]) -> int:
         return _error(str(exc), EXIT_BAD_INPUT)
 
     stop = StopFlag()
-    progress = ProgressBar(settings.iterations, disable=args.quiet)
 
     def save_checkpoint(step: Step) -> None:
         save_image(step.image[0], output, content.alpha)
@@ -165,22 +173,24 @@ def run_stylize(argv: Sequence[str]) -> int:
             output,
         )
 
-    callbacks = [progress, Checkpoint(args.checkpoint_every, save_checkpoint), stop]
-    if args.early_stop > 0:
-        callbacks.append(EarlyStop(args.early_stop))
-    try:
-        with stop.installed():
-            values = dataclasses.asdict(settings)
-            del values["method"]
+    values = dataclasses.asdict(settings)
+    del values["method"]
+    with stop.installed():
+        total = sum(steps for _, steps in scale_schedule(settings))
+        progress = ProgressBar(total, disable=args.quiet)
+        callbacks = [progress, Checkpoint(args.checkpoint_every, save_checkpoint), stop]
+        if args.early_stop > 0:
+            callbacks.append(EarlyStop(args.early_stop))
+        try:
             result = stylize(content, styles, args.method, callbacks=callbacks, **values)
-    except WeightsError as exc:
-        return _error(str(exc), EXIT_WEIGHTS)
-    except ValueError as exc:
-        return _error(str(exc), EXIT_BAD_INPUT)
-    except KeyboardInterrupt:
-        return _error("interrupted", EXIT_INTERRUPTED)
-    finally:
-        progress.close()
+        except WeightsError as exc:
+            return _error(str(exc), EXIT_WEIGHTS)
+        except ValueError as exc:
+            return _error(str(exc), EXIT_BAD_INPUT)
+        except KeyboardInterrupt:
+            return _error("interrupted", EXIT_INTERRUPTED)
+        finally:
+            progress.close()
     if stop.signal is not None:
         result.record["stopped"] = f"interrupted by signal {stop.signal}"
     save_image(result.image, output, result.alpha)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 from .losses import Objective
 
@@ -50,6 +51,44 @@ class StageResult:
     seconds: float
     stopped: str | None = None
     """None when the stage ran to the end; otherwise why it stopped early."""
+    adam_state: AdamState | None = None
+    """Adam's state at the end, to warm-start the next scale."""
+
+
+@dataclass
+class AdamState:
+    """Adam's step count and moments, each (1, 3, H, W)."""
+
+    step: float
+    exp_avg: torch.Tensor
+    exp_avg_sq: torch.Tensor
+
+    def resized(self, size: tuple[int, int]) -> AdamState:
+        """The state carried to a new image size: the first moment bicubic, the second
+        bilinear then clipped at zero (it is a mean of squares), as Crowson does."""
+        first = F.interpolate(self.exp_avg, size=size, mode="bicubic", align_corners=False)
+        second = F.interpolate(self.exp_avg_sq, size=size, mode="bilinear", align_corners=False)
+        return AdamState(self.step, first, second.relu())
+
+
+class EMA:
+    """Bias-corrected exponential moving average of the image (Crowson's output).
+
+    After n updates with decay d the average is Σ d^(n-k) (1-d) x_k / (1 - d^n).
+    """
+
+    def __init__(self, image: torch.Tensor, decay: float) -> None:
+        self.decay = decay
+        self.accum = torch.zeros_like(image)
+        self.weight = 0.0
+
+    def update(self, image: torch.Tensor) -> None:
+        self.accum.mul_(self.decay).add_(image, alpha=1 - self.decay)
+        self.weight = self.weight * self.decay + (1 - self.decay)
+
+    @property
+    def value(self) -> torch.Tensor:
+        return self.accum / self.weight
 
 
 def optimise(
@@ -63,12 +102,17 @@ def optimise(
     stage: int = 0,
     stages: int = 1,
     clamp: bool = False,
+    ema_decay: float | None = None,
+    adam_state: AdamState | None = None,
 ) -> StageResult:
     """Minimise ``objective`` over the pixels of ``image`` (1, 3, H, W).
 
     L-BFGS takes one iteration per step (one loss and gradient evaluation, history
     kept across steps). Adam steps with ``lr``. ``clamp`` keeps pixels in [0, 1]
-    after every step (Crowson); otherwise the result is clamped at the end.
+    after every step (Crowson); otherwise the result is clamped at the end. With
+    ``ema_decay`` the result (and each reported image) is the bias-corrected moving
+    average of the iterates. ``adam_state`` warm-starts Adam (see :meth:`AdamState.resized`);
+    Adam uses Crowson's betas (0.9, 0.99).
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {optimizer!r}")
@@ -78,7 +122,14 @@ def optimise(
     if optimizer == "lbfgs":
         opt = torch.optim.LBFGS([pixels], lr=lr, max_iter=1, history_size=100)
     else:
-        opt = torch.optim.Adam([pixels], lr=lr)
+        opt = torch.optim.Adam([pixels], lr=lr, betas=(0.9, 0.99))
+        if adam_state is not None:
+            opt.state[pixels] = {
+                "step": torch.tensor(adam_state.step),
+                "exp_avg": adam_state.exp_avg.clone(),
+                "exp_avg_sq": adam_state.exp_avg_sq.clone(),
+            }
+    ema = EMA(pixels.detach(), ema_decay) if ema_decay else None
     last_good = pixels.detach().clone()
     last_loss, last_terms = float("inf"), {}
     start = time.perf_counter()
@@ -106,7 +157,9 @@ def optimise(
         if not (torch.isfinite(pixels).all() and torch.isfinite(torch.tensor(loss))):
             stopped = "non-finite loss or image"
             break
-        last_good = pixels.detach().clone()
+        if ema is not None:
+            ema.update(pixels.detach())
+        last_good = ema.value if ema is not None else pixels.detach().clone()
         last_loss, last_terms = loss, dict(evaluated["terms"])  # type: ignore[call-overload]
         report = Step(
             iteration=done,
@@ -129,4 +182,16 @@ def optimise(
         iterations=done,
         seconds=time.perf_counter() - start,
         stopped=stopped,
+        adam_state=_adam_state(opt, pixels),
+    )
+
+
+def _adam_state(opt: torch.optim.Optimizer, pixels: torch.Tensor) -> AdamState | None:
+    state = opt.state.get(pixels, {})
+    if "exp_avg" not in state:
+        return None
+    return AdamState(
+        float(state["step"]),
+        state["exp_avg"].detach().clone(),
+        state["exp_avg_sq"].detach().clone(),
     )

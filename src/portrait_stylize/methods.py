@@ -8,18 +8,36 @@ loss terms (methods.md: §1 gatys and gatys-plus).
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 
+from . import masks
 from .engine import OPTIMIZERS
 from .features import BACKBONES, DEFAULT_BACKBONE, FeatureExtractor
-from .losses import ContentTerm, Objective, StyleTerm, Term, TVTerm, gram_matrix
+from .losses import (
+    ContentTerm,
+    Criterion,
+    Objective,
+    StyleTerm,
+    Term,
+    TVTerm,
+    gram_matrix,
+    gram_squared_error,
+    mean_squared_error,
+    normalized_squared_error,
+)
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
-INITS = ("noise", "content", "gray")
+BACKGROUND_LAYERS = ("relu1_1", "relu2_1", "relu3_1")
+MASKED_GRAM_NORMS = ("background", "full")
+INITS = ("noise", "content", "gray", "uniform", "style-mean")
+CROWSON_LAYER_WEIGHTS = tuple(w / 341 for w in (256.0, 64.0, 16.0, 4.0, 1.0))
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -29,8 +47,18 @@ class Settings:
 
     method: str = "gatys"
     size: int = 512
-    """Long side of the result in pixels."""
+    """Long side of the result in pixels (the last scale's, for multi-scale methods)."""
+    min_size: int | None = None
+    """Multi-scale: the first scale's long side (scales grow by √2 up to ``size``);
+    None optimises at ``size`` only."""
+    initial_iterations: int | None = None
+    """Iterations at the first scale (None: ``iterations``)."""
     iterations: int = 1000
+    """Iterations (at each later scale, for multi-scale methods)."""
+    ema_decay: float | None = None
+    """Output the bias-corrected moving average of the iterates with this decay."""
+    first_padding: str = "zeros"
+    """Padding of the feature network's first conv: zeros, or replicate (Crowson)."""
     optimizer: str = "lbfgs"
     lr: float | None = None
     """Step size; None takes the optimizer's default (L-BFGS 1.0, Adam 0.02)."""
@@ -52,6 +80,19 @@ class Settings:
     """Style images are resized to ``size * style_scale`` on their long side."""
     style_blend_weights: tuple[float, ...] | None = None
     """Relative weights of several style images (normalised to sum 1); None: equal."""
+    background_weight: float = 2e4
+    """Weight γ of the background style loss E_s' (portrait-aware only)."""
+    background_layers: tuple[str, ...] = BACKGROUND_LAYERS
+    """VGG layers of E_s', read from x' = x ∘ y (portrait-aware only)."""
+    mask: str | None = None
+    """Person mask file (white = person) used instead of segmenting the content (portrait-aware)."""
+    mask_threshold: float = 0.5
+    """Person probability at or above which a pixel belongs to the portrait."""
+    mask_feather: float = 0.0
+    """Sigma in pixels of a Gaussian blur of the background mask's edge (0: hard edge)."""
+    masked_gram_norm: str = "background"
+    """Divide the background Gram by the background's area ("background") or the whole
+    image's ("full"); see :func:`masked_gram`."""
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting out of range."""
@@ -61,7 +102,9 @@ class Settings:
             "precision": PRECISIONS,
             "backbone": tuple(BACKBONES),
             "pooling": ("max", "avg"),
+            "first_padding": ("zeros", "replicate"),
             "method": tuple(METHODS),
+            "masked_gram_norm": MASKED_GRAM_NORMS,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -136,6 +179,21 @@ def build_gatys(
 
     content (1, 3, H, W); styles list of (1, 3, h, w), all in [0, 1].
     """
+    return Built(content_style_terms(settings, extractor, content, styles))
+
+
+def content_style_terms(
+    settings: Settings,
+    extractor: FeatureExtractor,
+    content: torch.Tensor,
+    styles: list[torch.Tensor],
+    content_criterion: Criterion = mean_squared_error,
+    style_criterion: Criterion = gram_squared_error,
+) -> list[Term]:
+    """Content terms, one Gram style term over ``settings.style_layers`` and TV.
+
+    content (1, 3, H, W); styles list of (1, 3, h, w), all in [0, 1].
+    """
     probe = Objective(extractor, [], autocast=settings.precision == "bf16")
     layer_weights = settings.style_layer_weights or (1.0,) * len(settings.style_layers)
     terms: list[Term] = []
@@ -143,18 +201,163 @@ def build_gatys(
         content_feats = probe.features(content, settings.content_layers)
     for layer in settings.content_layers:
         name = "content" if len(settings.content_layers) == 1 else f"content_{layer}"
-        terms.append(ContentTerm(layer, content_feats[layer], settings.content_weight, name=name))
-    grams = style_grams(probe, styles, settings.style_layers, blend_weights(settings, len(styles)))
-    terms.append(
-        StyleTerm(
-            grams,
-            dict(zip(settings.style_layers, layer_weights, strict=True)),
-            settings.style_weight,
+        terms.append(
+            ContentTerm(
+                layer, content_feats[layer], settings.content_weight, content_criterion, name
+            )
         )
-    )
+    grams = style_grams(probe, styles, settings.style_layers, blend_weights(settings, len(styles)))
+    layer_weight_map = dict(zip(settings.style_layers, layer_weights, strict=True))
+    terms.append(StyleTerm(grams, layer_weight_map, settings.style_weight, style_criterion))
     if settings.tv_weight > 0:
         terms.append(TVTerm(settings.tv_weight))
-    return Built(terms)
+    return terms
+
+
+def build_crowson(
+    settings: Settings,
+    extractor: FeatureExtractor,
+    content: torch.Tensor,
+    styles: list[torch.Tensor],
+) -> Built:
+    """Crowson's style transfer at one scale (methods.md §3): normalised squared error
+    for content and Gram style, TV; the scales, Adam and the EMA are in the schedule."""
+    return Built(
+        content_style_terms(
+            settings,
+            extractor,
+            content,
+            styles,
+            normalized_squared_error,
+            normalized_squared_error,
+        )
+    )
+
+
+def scale_schedule(settings: Settings) -> list[tuple[int, int]]:
+    """(long side, iterations) per scale: ``size / √2^k`` rounded, down to ``min_size``.
+
+    Defaults of crowson: [(128, 1000), (181, 500), (256, 500), (362, 500), (512, 500)].
+    """
+    if settings.min_size is None or settings.min_size >= settings.size:
+        sizes = [settings.size]
+    else:
+        sizes, k = [], 0
+        while (side := round(settings.size / 2 ** (k / 2))) >= settings.min_size:
+            sizes.insert(0, side)
+            k += 1
+    first = (
+        settings.iterations if settings.initial_iterations is None else settings.initial_iterations
+    )
+    return [(side, first if i == 0 else settings.iterations) for i, side in enumerate(sizes)]
+
+
+def masked_gram(features: torch.Tensor, mask: torch.Tensor, normalise: str) -> torch.Tensor:
+    """Gram matrix of the features inside a region: (B, C, h, w), (B|1, 1, H, W) -> (B, C, C).
+
+    ``mask`` (weights in [0, 1], 1 = inside) is area-resized to (h, w); each position's
+    outer product f fᵀ is weighted by it. ``normalise``: "background" divides by the
+    region's area Σm, so the Gram is a per-position average like the style image's Gram
+    and the style target is reachable whatever share of the frame the region covers;
+    "full" divides by h·w, the whole image's area (the literal reading of Xing et al.
+    eq. 6), which makes the target for the region's statistics G_s / (region share).
+    """
+    if normalise not in MASKED_GRAM_NORMS:
+        raise ValueError(f"masked_gram_norm must be one of {', '.join(MASKED_GRAM_NORMS)}")
+    h, w = features.shape[-2:]
+    weights = F.adaptive_avg_pool2d(mask, (h, w)) if mask.shape[-2:] != (h, w) else mask
+    gram = gram_matrix(features * weights.sqrt())
+    if normalise == "full":
+        return gram
+    area = weights.sum(dim=(-3, -2, -1)).clamp_min(1e-6)
+    return gram * (h * w / area).view(-1, 1, 1)
+
+
+class MaskView(nn.Module):
+    """The image seen by the background style loss: x' = x ∘ y for y (1, 1, H, W)."""
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mask", mask.detach())
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return image * self.mask
+
+
+class MaskedStyleTerm(StyleTerm):
+    """E_s' of Xing et al.: Gram loss of x' = x ∘ y, its Grams restricted to the mask.
+
+    Inside the person x' is black; the Gram leaves those positions out (``masked_gram``),
+    so only the background's statistics are matched to the style targets (1, C, C).
+    """
+
+    def __init__(
+        self,
+        targets: dict[str, torch.Tensor],
+        background: torch.Tensor,
+        weight: float,
+        normalise: str,
+        name: str = "background_style",
+    ) -> None:
+        super().__init__(
+            targets, dict.fromkeys(targets, 1.0), weight, name=name, view=MaskView(background)
+        )
+        self.normalise = normalise
+
+    def forward(self, features: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+        mask = self.view.mask  # type: ignore[union-attr]
+        total = image.new_zeros(())
+        for layer in self.layers:
+            gram = masked_gram(features[layer], mask, self.normalise)
+            total = total + self.layer_weights[layer] * self.criterion(gram, self.targets[layer])
+        return total
+
+
+def background_of(settings: Settings, content: torch.Tensor) -> torch.Tensor:
+    """Background mask y (1, 1, H, W), 1 on the background, of content (1, 3, H, W).
+
+    From ``settings.mask`` (white = person) when given, else from segmenting the content;
+    thresholded at ``mask_threshold`` and feathered by ``mask_feather``. Warns when no
+    pixel is left on the person (the run then stylizes the whole image as background).
+    """
+    if settings.mask:
+        person = masks.load_mask_file(settings.mask, tuple(content.shape[-2:])).to(content)
+    else:
+        with torch.no_grad():
+            person = masks.person_mask(content)
+    background = masks.background_mask(person, settings.mask_threshold, settings.mask_feather)
+    if not bool((background < 0.5).any()):
+        warnings.warn(
+            "no person found in the content image: portrait-aware runs with an empty "
+            "foreground (the fine-stroke style loss covers the whole image)",
+            stacklevel=2,
+        )
+    return background
+
+
+def build_portrait_aware(
+    settings: Settings,
+    extractor: FeatureExtractor,
+    content: torch.Tensor,
+    styles: list[torch.Tensor],
+) -> Built:
+    """Xing et al. 2018 (methods.md §2): α E_c + β E_s + γ E_s' + TV.
+
+    E_c and E_s (on ``style_layers``, relu3_1..relu5_1 by default) as in
+    :func:`build_gatys`; E_s' on ``background_layers`` of x' = x ∘ y against the style
+    Grams. content (1, 3, H, W); styles list of (1, 3, h, w). Artifact ``mask``:
+    (1, H, W), white = person (the convention of ``--mask FILE``).
+    """
+    background = background_of(settings, content)
+    built = build_gatys(settings, extractor, content, styles)
+    probe = Objective(extractor, [], autocast=settings.precision == "bf16")
+    layers = tuple(settings.background_layers)
+    grams = style_grams(probe, styles, layers, blend_weights(settings, len(styles)))
+    built.terms.append(
+        MaskedStyleTerm(grams, background, settings.background_weight, settings.masked_gram_norm)
+    )
+    built.artifacts["mask"] = 1 - background[0]
+    return built
 
 
 METHODS: dict[str, Method] = {
@@ -173,6 +376,45 @@ METHODS: dict[str, Method] = {
             defaults={"style_weight": 4e3},
             build=build_gatys,
             paper="Xing et al., ICIP 2018, Fig. 1(c)",
+        ),
+        Method(
+            name="crowson",
+            description=(
+                "Crowson's multi-scale style transfer: Adam (lr 0.02) on scales 128→512 "
+                "(√2 apart), normalised squared errors, output the moving average"
+            ),
+            defaults={
+                "optimizer": "adam",
+                "lr": 0.02,
+                "init": "content",
+                "min_size": 128,
+                "initial_iterations": 1000,
+                "iterations": 500,
+                "ema_decay": 0.99,
+                "first_padding": "replicate",
+                "content_weight": 0.015,
+                "style_weight": 1.0,
+                "style_layer_weights": CROWSON_LAYER_WEIGHTS,
+                "tv_weight": 2.0,
+            },
+            build=build_crowson,
+            paper="Crowson, style-transfer-pytorch (base of Portrait Stylization)",
+        ),
+        Method(
+            name="portrait-aware",
+            description=(
+                "Xing et al. 2018: coarse style (relu3_1-relu5_1) on the whole image, fine "
+                "style (relu1_1-relu3_1, weight γ = 2e4) on the background only"
+            ),
+            defaults={"style_layers": ("relu3_1", "relu4_1", "relu5_1")},
+            build=build_portrait_aware,
+            paper="Xing et al., Portrait-aware artistic style transfer, ICIP 2018",
+            notes=[
+                "person mask: MediaPipe selfie segmentation thresholded at mask_threshold "
+                "(the paper: FCN-8s person class), or --mask FILE (white = person)",
+                "masked Gram normalised by the background area by default "
+                "(--masked-gram-norm full: by the whole image's, the literal eq. 6)",
+            ],
         ),
     )
 }
