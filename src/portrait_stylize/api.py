@@ -17,7 +17,7 @@ import PIL
 import torch
 import torch.nn.functional as F
 
-from . import __version__
+from . import __version__, color, masks
 from .engine import AdamState, Callback, optimise
 from .features import build_extractor
 from .io import ImageSource, LoadedImage, load_image, resize_long_side
@@ -131,13 +131,22 @@ def stylize(
     style_images = [_as_loaded(s, max_pixels, "composite") for s in style_list]
 
     started = time.perf_counter()
+    content_rgb = masks.replace_background(content_image.rgb, settings.background)
+    preset = METHODS[settings.method]
+    prepared = preset.prepare(settings, content_rgb.to(device)) if preset.prepare else {}
+    content_image = dataclasses.replace(content_image, rgb=content_rgb)
+    if settings.preserve_colors:
+        gray, grays = color.luminance_only(content_rgb, [s.rgb for s in style_images])
+        content_image = dataclasses.replace(content_image, rgb=gray)
+        style_images = [
+            dataclasses.replace(s, rgb=g) for s, g in zip(style_images, grays, strict=True)
+        ]
     extractor = build_extractor(
         settings.backbone,
         pooling=settings.pooling,
         first_padding=settings.first_padding,
         device=device,
     )
-    method = METHODS[settings.method]
     schedule = scale_schedule(settings)
     image: torch.Tensor | None = None
     adam_state: AdamState | None = None
@@ -146,7 +155,7 @@ def stylize(
         content_t = resize_long_side(content_image.rgb, side)[None].to(device)
         style_side = max(16, round(side * settings.style_scale))
         styles_t = [resize_long_side(s.rgb, style_side)[None].to(device) for s in style_images]
-        built = method.build(settings, extractor, content_t, styles_t)
+        built = preset.build(settings, extractor, content_t, styles_t, **prepared)
         objective = Objective(extractor, built.terms, autocast=settings.precision == "bf16")
         if image is None:
             image = initial_image(settings, content_t, styles_t)
@@ -201,4 +210,7 @@ def stylize(
         "versions": versions(),
     }
     artifacts = {name: value.detach().cpu() for name, value in built.artifacts.items()}
-    return StylizeResult(image[0].cpu(), content_image.alpha, record, artifacts)
+    final = image[0].cpu()
+    if settings.preserve_colors:
+        final = color.with_content_chroma(final, content_rgb)
+    return StylizeResult(final, content_image.alpha, record, artifacts)

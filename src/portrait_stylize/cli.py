@@ -58,6 +58,14 @@ SETTING_HELP: dict[str, str] = {
     "mask_threshold": "portrait-aware: person probability at or above which a pixel is portrait",
     "mask_feather": "portrait-aware: blur sigma (px) of the background mask's edge",
     "masked_gram_norm": "portrait-aware: divide the background Gram by the background or full area",
+    "face_weight": "portrait-stylization: weight of the FaceID loss (FaceNet features of faces)",
+    "mesh_weight": "portrait-stylization: weight of the FaceMesh landmark loss",
+    "face_detector": "portrait-stylization: mtcnn or blazeface (run once on the full content)",
+    "face_padding": "portrait-stylization: pad face boxes by this fraction of their longer side",
+    "min_face_fraction": "portrait-stylization: leave out faces under this fraction of the image",
+    "face_model": "portrait-stylization: facenet-casia (offline) or facenet-vggface2 (online)",
+    "background": "replace the content's background first: keep, color:#RRGGBB or texture:FILE",
+    "preserve_colors": "keep the content's colours: transfer luminance only (Gatys et al. 2016)",
 }
 _LISTS = {"content_layers", "style_layers"}
 _FLOAT_LISTS = {"style_layer_weights", "style_blend_weights"}
@@ -93,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
         if field.name not in SETTING_HELP:
             continue
         flag = "--" + field.name.replace("_", "-")
+        help_text = f"{SETTING_HELP[field.name]} ({_method_defaults(field.name)})"
+        if field.type == "bool":
+            parser.add_argument(flag, action="store_true", default=None, help=help_text)
+            continue
         kind: Any = str
         nargs = None
         if field.name in _LISTS:
@@ -109,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
             nargs=nargs,
             default=None,
             metavar=field.name.upper().split("_")[-1],
-            help=f"{SETTING_HELP[field.name]} ({_method_defaults(field.name)})",
+            help=help_text,
         )
     parser.add_argument(
         "--keep-alpha",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from pathlib import Path
 
 import torch
@@ -19,7 +20,14 @@ from torchvision.transforms.functional import gaussian_blur
 from .io import load_image
 from .nets.mediapipe import load_mediapipe
 
-__all__ = ["SEGMENTERS", "background_mask", "load_mask_file", "person_mask"]
+__all__ = [
+    "SEGMENTERS",
+    "background_mask",
+    "load_mask_file",
+    "parse_background",
+    "person_mask",
+    "replace_background",
+]
 
 SEGMENTERS = ("selfie-segmentation", "selfie-segmentation-landscape", "auto")
 
@@ -81,3 +89,52 @@ def load_mask_file(path: str | Path, size: tuple[int, int]) -> Tensor:
     if tuple(gray.shape[-2:]) != tuple(size):
         gray = F.interpolate(gray, size, mode="bilinear", align_corners=False, antialias=shrink)
     return gray.clamp(0, 1)
+
+
+def parse_background(spec: str) -> tuple[str, str]:
+    """Split a background setting into (kind, value): ("keep", ""), ("color", "#RRGGBB")
+    or ("texture", FILE). Raises ValueError for anything else."""
+    kind, _, value = spec.partition(":")
+    if (kind == "keep" and not value) or (kind == "texture" and value):
+        return kind, value
+    if kind == "color" and re.fullmatch(r"#[0-9a-fA-F]{6}", value):
+        return kind, value
+    raise ValueError(f"background must be keep, color:#RRGGBB or texture:FILE, not {spec!r}")
+
+
+def _backdrop(kind: str, value: str, size: tuple[int, int]) -> Tensor:
+    """The replacement background (3, H, W): a flat colour, or a texture image resized
+    to cover ``size`` (aspect kept) and cropped around its centre."""
+    height, width = size
+    if kind == "color":
+        rgb = [int(value[i : i + 2], 16) / 255.0 for i in (1, 3, 5)]
+        return torch.tensor(rgb).view(3, 1, 1).expand(3, height, width)
+    texture = load_image(value).rgb
+    scale = max(height / texture.shape[1], width / texture.shape[2])
+    covered = (
+        max(height, round(texture.shape[1] * scale)),
+        max(width, round(texture.shape[2] * scale)),
+    )
+    texture = F.interpolate(texture[None], covered, mode="bilinear", antialias=True)[0]
+    top, left = (covered[0] - height) // 2, (covered[1] - width) // 2
+    return texture[:, top : top + height, left : left + width].clamp(0, 1)
+
+
+def replace_background(
+    image: Tensor, spec: str, threshold: float = 0.5, feather: float = 1.0
+) -> Tensor:
+    """Image (3, H, W) in [0, 1] with its background replaced as ``spec`` says (see
+    :func:`parse_background`; "keep" returns ``image`` itself).
+
+    The person matte is selfie segmentation (:func:`person_mask`) thresholded at
+    ``threshold`` and feathered by ``feather`` px (:func:`background_mask`): pixels
+    well inside the person keep their exact values. MODNet, the paper's matting
+    network, has no offline weights, so it is not offered.
+    """
+    kind, value = parse_background(spec)
+    if kind == "keep":
+        return image
+    with torch.no_grad():
+        background = background_mask(person_mask(image), threshold, feather)[0]
+    backdrop = _backdrop(kind, value, (image.shape[-2], image.shape[-1])).to(image)
+    return image * (1 - background) + backdrop * background

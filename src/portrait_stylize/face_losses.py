@@ -1,0 +1,143 @@
+"""Face terms of Portrait Stylization (methods.md §4) and the faces they read.
+
+FaceID: normalised squared error between FaceNet activations (conv_1a, conv_2a,
+maxpool_3a, conv_4a, conv_4b, equal weights) of the content's faces and the result's.
+Mesh: the same error between their FaceMesh landmarks (468 x 3). Each term crops the
+same boxes from the image at every step (differentiably) and stacks all faces as one
+batch, so per layer the features of all faces are compared together.
+
+Faces are found once per run on the full-resolution content (:func:`content_faces`)
+and kept as boxes in normalised coordinates; each scale maps them to its own size
+(:func:`scale_boxes`).
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import torch
+from torch import Tensor
+
+from .faces import crop_faces, detect_faces, face_landmarks, filter_small, square_boxes
+from .losses import Term, normalized_squared_error
+from .nets.facenet import InceptionResnetV1, load_facenet
+from .nets.mediapipe import FaceMesh
+
+FACE_LAYERS = ("conv_1a", "conv_2a", "maxpool_3a", "conv_4a", "conv_4b")
+FACE_MODELS = ("facenet-casia", "facenet-vggface2")
+FACENET_SIZE = 160
+
+
+@functools.lru_cache(maxsize=4)
+def _loss_facenet(name: str, device: str) -> InceptionResnetV1:
+    """FaceNet ``name`` with its first conv replicate-padded (methods.md §4), loaded once."""
+    return load_facenet(name, device, replicate_pad=True)
+
+
+def prepare_boxes(
+    boxes: Tensor, image_size: tuple[int, int], padding: float, min_fraction: float
+) -> Tensor:
+    """The faces the loss uses, as normalised square boxes (M, 4).
+
+    ``boxes`` (N, 4) are detected faces in pixels of an image of ``image_size`` (H, W).
+    Faces whose detected box covers less than ``min_fraction`` of the image are dropped
+    (the face's own size decides, whatever the padding); the rest are padded by
+    ``padding`` x their longer side on every side and made square. Coordinates are
+    divided by (W, H, W, H), so :func:`scale_boxes` places them on any resized copy.
+    """
+    height, width = image_size
+    kept = boxes[filter_small(boxes, image_size, min_fraction)]
+    squared = square_boxes(kept, padding)
+    return squared / squared.new_tensor([width, height, width, height])
+
+
+def scale_boxes(boxes: Tensor, size: tuple[int, int]) -> Tensor:
+    """Normalised boxes (N, 4) -> pixels of an image of ``size`` (H, W)."""
+    height, width = size
+    return boxes * boxes.new_tensor([width, height, width, height])
+
+
+def content_faces(
+    content: Tensor, detector: str = "mtcnn", padding: float = 0.2, min_fraction: float = 0.01
+) -> Tensor:
+    """Detect the faces of content (3, H, W) in [0, 1] once: normalised boxes (M, 4).
+
+    Warns (and returns no boxes) when no face is found or every face is too small; the
+    face terms are then left out and the run is plain crowson.
+    """
+    faces = detect_faces(content, detector)
+    boxes = prepare_boxes(
+        faces.boxes, (content.shape[-2], content.shape[-1]), padding, min_fraction
+    )
+    if len(boxes) == 0:
+        reason = (
+            "no face was found"
+            if len(faces) == 0
+            else f"all {len(faces)} faces found cover under {min_fraction:g} of the image"
+        )
+        warnings.warn(
+            f"{reason} in the content image ({detector}): the face terms are left out and "
+            "the run is plain crowson (lower --min-face-fraction to keep small faces)",
+            stacklevel=2,
+        )
+    return boxes
+
+
+class FaceIDTerm(Term):
+    """FaceID loss: the mean over :data:`FACE_LAYERS` of the NSE between the FaceNet
+    activations of the image's face crops and the content's (all faces as one batch).
+
+    ``boxes`` (N, 4) in pixels of the current scale; ``content`` (1, 3, H, W) in [0, 1],
+    whose crops give the targets (computed here, once per scale). Crops are 160 x 160.
+    """
+
+    boxes: Tensor
+
+    def __init__(
+        self,
+        boxes: Tensor,
+        content: Tensor,
+        weight: float,
+        model: str = "facenet-casia",
+        name: str = "face_id",
+    ) -> None:
+        super().__init__(name, weight)
+        self.network = _loss_facenet(model, str(content.device))
+        self.register_buffer("boxes", boxes.detach().clone())
+        with torch.no_grad():
+            targets = self.activations(content)
+        self.targets = {layer: value.detach() for layer, value in targets.items()}
+
+    def activations(self, image: Tensor) -> dict[str, Tensor]:
+        """FaceNet activations of image (1, 3, H, W) in its boxes: layer -> (N, C, h, w)."""
+        crops = crop_faces(image, self.boxes, FACENET_SIZE)
+        return self.network.features(crops, FACE_LAYERS)
+
+    def forward(self, features: dict[str, Tensor], image: Tensor) -> Tensor:
+        values = self.activations(image)
+        total = image.new_zeros(())
+        for layer in FACE_LAYERS:
+            total = total + normalized_squared_error(values[layer], self.targets[layer])
+        return total / len(FACE_LAYERS)
+
+
+class MeshTerm(Term):
+    """Mesh loss: NSE between the FaceMesh landmarks (N, 468, 3) of the image's face crops
+    (192 x 192) and the content's (targets computed here, once per scale)."""
+
+    boxes: Tensor
+    target: Tensor
+
+    def __init__(self, boxes: Tensor, content: Tensor, weight: float, name: str = "mesh") -> None:
+        super().__init__(name, weight)
+        self.register_buffer("boxes", boxes.detach().clone())
+        with torch.no_grad():
+            self.register_buffer("target", self.landmarks(content))
+
+    def landmarks(self, image: Tensor) -> Tensor:
+        """Landmarks (N, 468, 3), in crop pixels, of image (1, 3, H, W) in its boxes."""
+        return face_landmarks(crop_faces(image, self.boxes, FaceMesh.SIZE))[0]
+
+    def forward(self, features: dict[str, Tensor], image: Tensor) -> Tensor:
+        return normalized_squared_error(self.landmarks(image), self.target)
