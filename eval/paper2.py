@@ -150,7 +150,7 @@ def markdown(
         "relu1_1..relu5_1 of vgg16-hed (x 1e6, lower = closer to the painting; measured "
         "with the network the methods optimise).",
         "",
-        "## Averaged over the pairs",
+        "### Averaged over the pairs",
         "",
         "| method " + header,
         "| --- " * (len(COLUMNS) + 1) + "|",
@@ -162,7 +162,7 @@ def markdown(
             values = [row[key] for row in rows if row[key] is not None]
             cells.append(_fmt(statistics.fmean(values) if values else None, digits))
         lines.append(f"| {label} | {' | '.join(cells)} |")
-    lines += ["", "## Per pair", "", "| pair | method " + header + " per face identity |"]
+    lines += ["", "### Per pair", "", "| pair | method " + header + " per face identity |"]
     lines.append("| --- " * (len(COLUMNS) + 3) + "|")
     for pair in pairs:
         for label in VARIANTS:
@@ -170,7 +170,7 @@ def markdown(
             cells = [_fmt(row[key], digits) for key, _, digits in COLUMNS]
             faces = ", ".join(f"{v:.2f}" for v in row["identity_per_face"])
             lines.append(f"| {pair} | {label} | {' | '.join(cells)} | {faces} |")
-    lines += ["", "## Contact sheets", ""]
+    lines += ["", "### Contact sheets", ""]
     lines += [
         "Public-domain inputs only. Each sheet: content, style, gatys-plus, crowson; "
         "ps face, ps mesh, ps face+mesh; then the face of the content, crowson, ps face and "

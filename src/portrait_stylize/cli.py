@@ -55,6 +55,7 @@ SETTING_HELP: dict[str, str] = {
     "style_blend_weights": "relative weights of several style images",
     "background_weight": "portrait-aware: weight of the fine-stroke style loss on the background",
     "mask": "portrait-aware: person mask image (white = person) instead of segmenting CONTENT",
+    "background_layers": "portrait-aware: VGG layers of the background style loss",
     "mask_threshold": "portrait-aware: person probability at or above which a pixel is portrait",
     "mask_feather": "portrait-aware: blur sigma (px) of the background mask's edge",
     "masked_gram_norm": "portrait-aware: divide the background Gram by the background or full area",
@@ -67,7 +68,7 @@ SETTING_HELP: dict[str, str] = {
     "background": "replace the content's background first: keep, color:#RRGGBB or texture:FILE",
     "preserve_colors": "keep the content's colours: transfer luminance only (Gatys et al. 2016)",
 }
-_LISTS = {"content_layers", "style_layers"}
+_LISTS = {"content_layers", "style_layers", "background_layers"}
 _FLOAT_LISTS = {"style_layer_weights", "style_blend_weights"}
 
 

@@ -536,7 +536,8 @@ def resolve_settings(method: str, overrides: dict[str, Any] | None = None) -> Se
             f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}"
         )
     values: dict[str, Any] = {**METHODS[method].defaults, **given, "method": method}
-    for key in ("content_layers", "style_layers", "style_layer_weights", "style_blend_weights"):
+    tuples = ("content_layers", "style_layers", "background_layers")
+    for key in (*tuples, "style_layer_weights", "style_blend_weights"):
         if values.get(key) is not None:
             values[key] = tuple(values[key])
     settings = Settings(**values)
