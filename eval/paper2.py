@@ -24,8 +24,8 @@ import torch
 from paper1 import contact_sheet  # the sibling script's sheet layout
 
 from portrait_stylize.api import stylize
-from portrait_stylize.face_metrics import identity_cosine, landmark_nme
-from portrait_stylize.faces import crop_faces, detect_faces, filter_small, square_boxes
+from portrait_stylize.face_metrics import content_face_boxes, identity_cosine, landmark_nme
+from portrait_stylize.faces import crop_faces, square_boxes
 from portrait_stylize.features import FeatureExtractor, build_extractor
 from portrait_stylize.io import (
     load_image,
@@ -77,12 +77,6 @@ def run_once(content: Path, style: Path, label: str, out: Path, args: argparse.N
         save_record(result.record, out)
         print(f"{out.name}: {result.record['wall_time_s']:.0f} s", file=sys.stderr, flush=True)
     return out
-
-
-def face_boxes(original: torch.Tensor) -> torch.Tensor:
-    """Detected faces (N, 4) of original (3, H, W) covering at least 1 % of it."""
-    faces = detect_faces(original)
-    return faces.boxes[filter_small(faces.boxes, (original.shape[1], original.shape[2]))]
 
 
 def score(
@@ -204,7 +198,7 @@ def main() -> int:
         content_path = DATA / "content" / f"{content_name}.jpg"
         style_path = DATA / "style" / f"{style_name}.jpg"
         content, style = load_image(content_path).rgb, load_image(style_path).rgb
-        boxes = face_boxes(content)
+        boxes = content_face_boxes(content)
         results = {}
         for label in VARIANTS:
             out = runs / f"{content_name}--{style_name}--{label.replace(' ', '-')}.png"

@@ -103,6 +103,9 @@ def test_evaluate_command(tmp_path, capsys) -> None:
         "bg_gmsd",
         "style_distance",
         "bg_style_distance",
+        "identity_cosine",
+        "identity_cosine_per_face",
+        "landmark_nme",
     }
     assert 0 < scores["fg_ssim"] < 1 and scores["style_distance"] is None
     assert main(["evaluate", str(content), str(result), "--mask", str(mask)]) == 0

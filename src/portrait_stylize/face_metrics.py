@@ -20,7 +20,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .face_losses import FACENET_SIZE
-from .faces import crop_faces, crop_to_image, face_embedding, face_landmarks, square_boxes
+from .faces import (
+    crop_faces,
+    crop_to_image,
+    detect_faces,
+    face_embedding,
+    face_landmarks,
+    filter_small,
+    square_boxes,
+)
 from .nets.mediapipe import FaceMesh
 
 IDENTITY_PADDING = 0.1
@@ -94,3 +102,22 @@ def landmark_nme(content: Tensor, result: Tensor, boxes: Tensor) -> FaceScores:
     interocular = (points[0, :, left] - points[0, :, right]).norm(dim=-1)
     error = (points[1] - points[0]).norm(dim=-1).mean(dim=-1)
     return _scores(error / interocular)
+
+
+def content_face_boxes(content: Tensor, min_fraction: float = 0.01) -> Tensor:
+    """Faces (N, 4) of content (3, H, W) in [0, 1] (MTCNN) whose box covers at least
+    ``min_fraction`` of the image, as the portrait-stylization loss selects them."""
+    boxes = detect_faces(content).boxes
+    return boxes[filter_small(boxes, (content.shape[-2], content.shape[-1]), min_fraction)]
+
+
+def face_scores(content: Tensor, result: Tensor) -> dict[str, float | list[float] | None]:
+    """identity_cosine (mean), identity_cosine_per_face and landmark_nme of result
+    (3, h, w) against content (3, H, W), on the content's faces (None without faces)."""
+    boxes = content_face_boxes(content)
+    identity = identity_cosine(content, result, boxes)
+    return {
+        "identity_cosine": identity.mean,
+        "identity_cosine_per_face": identity.per_face,
+        "landmark_nme": landmark_nme(content, result, boxes).mean,
+    }

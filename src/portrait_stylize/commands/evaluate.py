@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
+from ..face_metrics import face_scores
 from ..io import load_image
 from ..masks import load_mask_file
 from ..metrics import evaluate
@@ -18,13 +20,16 @@ LABELS = {
     "bg_gmsd": "background GMSD",
     "style_distance": "style distance, whole (lower: more stylized)",
     "bg_style_distance": "style distance, background",
+    "identity_cosine": "face identity cosine, facenet-msceleb (higher: kept)",
+    "landmark_nme": "face landmark NME (lower: kept)",
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Compare a result with its content over the portrait and the background (SSIM, "
-        "FSIMc, GMSD) and, with --style, measure its Gram distance to the style image."
+        "FSIMc, GMSD) and on the content's faces (identity cosine, landmark NME) and, with "
+        "--style, measure its Gram distance to the style image."
     )
     parser.add_argument("content", help="the photograph that was stylized")
     parser.add_argument("result", help="the stylized image")
@@ -41,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     style = load_image(args.style).rgb if args.style else None
     size = (result.shape[-2], result.shape[-1])
     mask = load_mask_file(args.mask, size) if args.mask else None
-    scores = evaluate(content, result, style=style, mask=mask)
+    scores: dict[str, Any] = {**evaluate(content, result, style=style, mask=mask)}
+    scores |= face_scores(content, result)
     if args.json:
         print(json.dumps(scores, indent=2))
         return 0
