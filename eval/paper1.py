@@ -116,8 +116,18 @@ def face_box(original: torch.Tensor, size: int) -> torch.Tensor | None:
     return square_boxes(faces.boxes[:1], 0.2) * size / max(original.shape[-2:])
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A table cell: the value to ``digits`` decimals, or a dash for None."""
     return "–" if value is None else f"{value:.{digits}f}"
+
+
+def write_generated(page: Path, title: str, begin: str, end: str, body: str) -> None:
+    """Write ``body`` between the ``begin`` and ``end`` markers of ``page``, keeping the
+    hand-written text around them (a new page starts with ``title``)."""
+    before, after = title, "\n"
+    if page.is_file() and begin in (text := page.read_text()) and end in text:
+        before, after = text.split(begin)[0], text.split(end)[1]
+    page.write_text(f"{before}{begin}\n{body}{end}{after}")
 
 
 def _mean(rows: list[dict], key: str) -> float | None:
@@ -156,8 +166,8 @@ def markdown(scores: dict[tuple[str, str, str], dict], args, sheets: list[str]) 
     for method in METHODS:
         rows = [v for (_, _, m), v in scores.items() if m == method]
         paper = " / ".join(f"{v:.3f}" for v in PAPER[method])
-        cells = [_fmt(_mean(rows, k)) for k in KEYS]
-        cells += [_fmt(_scaled(_mean(rows, k)), 2) for k in ("style_distance", "bg_style_distance")]
+        cells = [fmt(_mean(rows, k)) for k in KEYS]
+        cells += [fmt(_scaled(_mean(rows, k)), 2) for k in ("style_distance", "bg_style_distance")]
         lines.append(f"| {method} | {' | '.join(cells[:3])} | {paper} | {' | '.join(cells[3:])} |")
     lines += [
         "",
@@ -170,8 +180,8 @@ def markdown(scores: dict[tuple[str, str, str], dict], args, sheets: list[str]) 
     for content, style in pairs:
         for method in METHODS:
             row = scores[content, style, method]
-            cells = [_fmt(row[k]) for k in KEYS]
-            cells += [_fmt(_scaled(row[k]), 2) for k in ("style_distance", "bg_style_distance")]
+            cells = [fmt(row[k]) for k in KEYS]
+            cells += [fmt(_scaled(row[k]), 2) for k in ("style_distance", "bg_style_distance")]
             lines.append(f"| {content} | {style} | {method} | {' | '.join(cells)} |")
     lines += ["", "## Contact sheets", ""]
     lines += [
@@ -240,10 +250,7 @@ def main() -> int:
                 else:
                     sheets.append(name)
     page = args.docs / "results-paper1.md"
-    before, after = TITLE, "\n"
-    if page.is_file() and BEGIN in (text := page.read_text()) and END in text:
-        before, after = text.split(BEGIN)[0], text.split(END)[1]
-    page.write_text(f"{before}{BEGIN}\n{markdown(scores, args, sheets)}{END}{after}")
+    write_generated(page, TITLE, BEGIN, END, markdown(scores, args, sheets))
     print(f"wrote {page}", file=sys.stderr)
     return 0
 

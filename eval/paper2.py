@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
-from paper1 import contact_sheet  # the sibling script's sheet layout
+from paper1 import contact_sheet, fmt, write_generated  # the sibling script's helpers
 
 from portrait_stylize.api import stylize
 from portrait_stylize.face_metrics import content_face_boxes, identity_cosine, landmark_nme
@@ -102,10 +102,6 @@ def score(
     }
 
 
-def _fmt(value: float | None, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
 COLUMNS = (
     ("identity", "identity cos ↑", 3),
     ("nme", "landmark NME ↓", 3),
@@ -154,14 +150,14 @@ def markdown(
         cells = []
         for key, _, digits in COLUMNS:
             values = [row[key] for row in rows if row[key] is not None]
-            cells.append(_fmt(statistics.fmean(values) if values else None, digits))
+            cells.append(fmt(statistics.fmean(values) if values else None, digits))
         lines.append(f"| {label} | {' | '.join(cells)} |")
     lines += ["", "### Per pair", "", "| pair | method " + header + " per face identity |"]
     lines.append("| --- " * (len(COLUMNS) + 3) + "|")
     for pair in pairs:
         for label in VARIANTS:
             row = scores[pair, label]
-            cells = [_fmt(row[key], digits) for key, _, digits in COLUMNS]
+            cells = [fmt(row[key], digits) for key, _, digits in COLUMNS]
             faces = ", ".join(f"{v:.2f}" for v in row["identity_per_face"])
             lines.append(f"| {pair} | {label} | {' | '.join(cells)} | {faces} |")
     lines += ["", "### Contact sheets", ""]
@@ -219,10 +215,7 @@ def main() -> int:
             contact_sheet(rows, TILE, args.docs / "images" / name)
             sheets.append(name)
     page = args.docs / "results-paper2.md"
-    before, after = TITLE, "\n"
-    if page.is_file() and BEGIN in (text := page.read_text()) and END in text:
-        before, after = text.split(BEGIN)[0], text.split(END)[1]
-    page.write_text(f"{before}{BEGIN}\n{markdown(scores, args, sheets)}{END}{after}")
+    write_generated(page, TITLE, BEGIN, END, markdown(scores, args, sheets))
     print(f"wrote {page}", file=sys.stderr)
     return 0
 
