@@ -11,6 +11,10 @@ from portrait_stylize.features import BACKBONES, FeatureExtractor, relu_layers
 from portrait_stylize.nets.vgg import VGGTrunk
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+CONTENT = SHARED_DATA / "content"
+needs_photos = pytest.mark.skipif(
+    not CONTENT.is_dir(), reason=f"shared test photos not found at {CONTENT}"
+)
 
 
 def shared_image(kind: str, name: str) -> Path:

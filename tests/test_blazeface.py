@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -18,13 +16,10 @@ from portrait_stylize.nets.mediapipe import (
 )
 from portrait_stylize.weights import WeightsError
 
-CONTENT = Path(__file__).resolve().parents[2] / "shared" / "data" / "content"
+from .conftest import CONTENT, needs_photos
+
 # Face centre (x, y) and box side in pixels, checked by eye on the photos.
 FACES = {"astronaut.jpg": (225.0, 128.0, 95.0), "grace_hopper.jpg": (266.0, 243.0, 196.0)}
-
-needs_photos = pytest.mark.skipif(
-    not CONTENT.is_dir(), reason=f"shared test photos not found at {CONTENT}"
-)
 
 
 @pytest.fixture(scope="module")

@@ -20,10 +20,7 @@ from portrait_stylize.nets.facenet import (
 )
 from portrait_stylize.weights import WeightsError, weight_path
 
-CONTENT = Path(__file__).resolve().parents[2] / "shared" / "data" / "content"
-needs_photos = pytest.mark.skipif(
-    not CONTENT.is_dir(), reason=f"shared test photos not found at {CONTENT}"
-)
+from .conftest import CONTENT, needs_photos
 
 PAPER_TAPS = ("conv_1a", "conv_2a", "maxpool_3a", "conv_4a", "conv_4b")
 # MTCNN face boxes (x1, y1, x2, y2) of the shared photos.

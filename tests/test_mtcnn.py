@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,10 +14,7 @@ from torchvision.ops import box_iou
 from portrait_stylize.nets.mtcnn import MTCNN, load_mtcnn
 from portrait_stylize.weights import WeightsError, weight_path
 
-CONTENT = Path(__file__).resolve().parents[2] / "shared" / "data" / "content"
-needs_photos = pytest.mark.skipif(
-    not CONTENT.is_dir(), reason=f"shared test photos not found at {CONTENT}"
-)
+from .conftest import CONTENT, needs_photos
 
 # Face boxes (x1, y1, x2, y2) checked by eye on the shared photos.
 ASTRONAUT_FACE = (180.0, 60.0, 267.0, 174.0)

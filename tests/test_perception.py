@@ -26,11 +26,7 @@ from portrait_stylize.io import load_image
 from portrait_stylize.masks import background_mask, load_mask_file, person_mask
 from portrait_stylize.weights import WeightsError, weight_path
 
-CONTENT = Path(__file__).resolve().parents[2] / "shared" / "data" / "content"
-needs_photos = pytest.mark.skipif(
-    not CONTENT.is_dir(), reason=f"shared test photos not found at {CONTENT}"
-)
-
+from .conftest import CONTENT, needs_photos
 
 NETWORKS = (
     "selfie-segmentation",

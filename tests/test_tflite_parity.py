@@ -22,6 +22,8 @@ from portrait_stylize.nets.mediapipe import load_mediapipe
 from portrait_stylize.nets.tflite import TFLiteModule, UnsupportedOperatorError, tflite_state_dict
 from portrait_stylize.weights import WeightsError, load_state_dict, weight_path
 
+from .conftest import CONTENT, needs_photos
+
 try:
     from ai_edge_litert.interpreter import Interpreter
 except ImportError:  # the reference is a test-only dependency
@@ -31,7 +33,6 @@ needs_litert = pytest.mark.skipif(
     Interpreter is None, reason="ai-edge-litert (the TFLite reference interpreter) is not installed"
 )
 
-CONTENT = Path(__file__).resolve().parents[2] / "shared" / "data" / "content"
 # Square face crops (x0, y0, side) in image pixels: the BlazeFace box enlarged 1.5x.
 FACE_CROPS = {
     "astronaut.jpg": (153, 56, 141),
@@ -39,10 +40,6 @@ FACE_CROPS = {
     "closeup_portrait.jpg": (60, 250, 660),
 }
 PHOTOS = ("astronaut.jpg", "grace_hopper.jpg", "closeup_portrait.jpg", "group_six_faces.jpg")
-
-needs_photos = pytest.mark.skipif(
-    not CONTENT.is_dir(), reason=f"shared test photos not found at {CONTENT}"
-)
 
 
 def _path(name: str) -> Path:

@@ -13,26 +13,19 @@ and kept as boxes in normalised coordinates; each scale maps them to its own siz
 
 from __future__ import annotations
 
-import functools
 import warnings
 
 import torch
 from torch import Tensor
 
+from . import models
 from .faces import crop_faces, detect_faces, face_landmarks, filter_small, square_boxes
 from .losses import Term, normalized_squared_error
-from .nets.facenet import InceptionResnetV1, load_facenet
 from .nets.mediapipe import FaceMesh
 
 FACE_LAYERS = ("conv_1a", "conv_2a", "maxpool_3a", "conv_4a", "conv_4b")
 FACE_MODELS = ("facenet-casia", "facenet-vggface2")
 FACENET_SIZE = 160
-
-
-@functools.lru_cache(maxsize=4)
-def _loss_facenet(name: str, device: str) -> InceptionResnetV1:
-    """FaceNet ``name`` with its first conv replicate-padded (methods.md §4), loaded once."""
-    return load_facenet(name, device, replicate_pad=True)
 
 
 def prepare_boxes(
@@ -103,7 +96,9 @@ class FaceIDTerm(Term):
         name: str = "face_id",
     ) -> None:
         super().__init__(name, weight)
-        self.network = _loss_facenet(model, str(content.device))
+        self.network = models.facenet(
+            model, str(content.device), replicate_pad=True
+        )  # methods.md §4
         self.register_buffer("boxes", boxes.detach().clone())
         with torch.no_grad():
             targets = self.activations(content)

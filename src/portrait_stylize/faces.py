@@ -8,17 +8,15 @@ differentiable with respect to the image.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import cast
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torchvision.ops import box_iou, roi_align
 
-from .nets.facenet import InceptionResnetV1, load_facenet
-from .nets.mediapipe import BlazeFace, FaceMesh, load_mediapipe
-from .nets.mtcnn import MTCNN, load_mtcnn
+from . import models
+from .nets.mediapipe import BlazeFace, FaceMesh
 
 __all__ = [
     "BLAZEFACE_LANDMARKS",
@@ -76,21 +74,6 @@ class Faces:
         )
 
 
-@functools.lru_cache(maxsize=4)
-def _mtcnn(device: str) -> MTCNN:
-    return load_mtcnn(device)
-
-
-@functools.lru_cache(maxsize=8)
-def _mediapipe(name: str, device: str) -> nn.Module:
-    return load_mediapipe(name, device)
-
-
-@functools.lru_cache(maxsize=4)
-def _facenet(name: str, device: str) -> InceptionResnetV1:
-    return load_facenet(name, device)
-
-
 def detect_faces(
     image: Tensor, detector: str = "mtcnn", device: str | torch.device | None = None
 ) -> Faces:
@@ -106,9 +89,9 @@ def detect_faces(
     device = str(torch.device(device) if device is not None else image.device)
     image = image.detach().to(device, torch.float32)
     if detector == "mtcnn":
-        boxes, scores, landmarks = _mtcnn(device).detect(image)
+        boxes, scores, landmarks = models.mtcnn(device).detect(image)
         return Faces(boxes, scores, landmarks, MTCNN_LANDMARKS)
-    found = cast(BlazeFace, _mediapipe("blazeface", device)).detect(image)
+    found = cast(BlazeFace, models.mediapipe("blazeface", device)).detect(image)
     return Faces(found.boxes, found.scores, found.keypoints, BLAZEFACE_LANDMARKS)
 
 
@@ -163,7 +146,7 @@ def face_features(
 ) -> dict[str, Tensor]:
     """FaceNet activations of crops (N,3,160,160) in [0,1] at ``layers`` (names from
     :data:`portrait_stylize.nets.facenet.TAPS`), on the crops' device."""
-    return _facenet(model, str(crops.device)).features(crops, layers)
+    return models.facenet(model, str(crops.device)).features(crops, layers)
 
 
 def face_landmarks(crops: Tensor) -> tuple[Tensor, Tensor]:
@@ -172,7 +155,7 @@ def face_landmarks(crops: Tensor) -> tuple[Tensor, Tensor]:
     probability (N,)."""
     if crops.shape[-2:] != (FaceMesh.SIZE, FaceMesh.SIZE):
         raise ValueError(f"FaceMesh needs 192x192 crops, got {tuple(crops.shape)}")
-    landmarks, presence = _mediapipe("facemesh", str(crops.device))(crops)
+    landmarks, presence = models.mediapipe("facemesh", str(crops.device))(crops)
     return landmarks, torch.sigmoid(presence)
 
 

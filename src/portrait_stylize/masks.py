@@ -7,18 +7,17 @@ with respect to the image, so it can drive a loss; :func:`background_mask` is a 
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 from torchvision.transforms.functional import gaussian_blur
 
+from . import models
 from .io import load_image
-from .nets.mediapipe import load_mediapipe
 
 __all__ = [
     "SEGMENTERS",
@@ -30,12 +29,6 @@ __all__ = [
 ]
 
 SEGMENTERS = ("selfie-segmentation", "selfie-segmentation-landscape", "auto")
-
-
-@functools.lru_cache(maxsize=8)
-def _segmenter(name: str, device: str) -> nn.Module:
-    """The frozen segmentation network ``name`` on ``device``, loaded once."""
-    return load_mediapipe(name, device)
 
 
 def person_mask(
@@ -61,7 +54,7 @@ def person_mask(
         wide = batch.shape[-1] > batch.shape[-2]
         model = "selfie-segmentation-landscape" if wide else "selfie-segmentation"
     device = torch.device(device) if device is not None else batch.device
-    network = _segmenter(model, str(device))
+    network = models.mediapipe(model, str(device))
     return network(batch.to(device, torch.float32))
 
 
