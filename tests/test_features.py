@@ -121,8 +121,12 @@ def test_calibration_makes_backbones_of_different_scale_agree() -> None:
     state = VGGTrunk("vgg16").state_dict()
     small = build_extractor("vgg16-hed", state_dict=state)
     large = build_extractor("vgg16-hed", state_dict=_scaled_state_dict(state, 50.0))
+    raw_small = build_extractor("vgg16-hed", state_dict=state, calibrate=False)
+    raw_large = build_extractor(
+        "vgg16-hed", state_dict=_scaled_state_dict(state, 50.0), calibrate=False
+    )
     image = torch.rand(1, 3, 48, 48)
-    raw_small, raw_large = small.raw(image, ["relu3_1"]), large.raw(image, ["relu3_1"])
+    raw_small, raw_large = raw_small(image, ["relu3_1"]), raw_large(image, ["relu3_1"])
     torch.testing.assert_close(
         raw_large["relu3_1"], 50 * raw_small["relu3_1"], rtol=1e-4, atol=1e-3
     )
@@ -143,3 +147,19 @@ def test_unknown_backbone() -> None:
     assert "vgg16-hed" in BACKBONES
     with pytest.raises(ValueError, match="unknown backbone"):
         build_extractor("resnet50")
+
+
+def test_folded_calibration_equals_scaling_each_layer() -> None:
+    torch.manual_seed(0)
+    state = VGGTrunk("vgg16").state_dict()
+    raw = build_extractor("vgg16-hed", state_dict=state, calibrate=False)
+    calibrated = build_extractor("vgg16-hed", state_dict=state)
+    assert set(calibrated.scales) == set(relu_layers("vgg16")) and not raw.scales
+    assert len(set(calibrated.scales.values())) > 5  # the layers really differ
+    image = torch.rand(1, 3, 40, 40)
+    layers = ["relu1_1", "relu2_2", "relu4_2", "relu5_1"]
+    expected, folded = raw(image, layers), calibrated(image, layers)
+    for name in layers:
+        torch.testing.assert_close(
+            folded[name], expected[name] * calibrated.scales[name], rtol=1e-4, atol=1e-5
+        )

@@ -194,3 +194,72 @@ def test_adam_state_resizes_and_warm_starts(tiny_extractor) -> None:
         first.image, objective, iterations=2, optimizer="adam", adam_state=first.adam_state
     )
     assert second.adam_state is not None and second.adam_state.step == 5
+
+
+class Quadratic(Term):
+    """(image − 0.3)² summed: its minimum is a flat 0.3 image."""
+
+    def __init__(self) -> None:
+        super().__init__("quadratic", 1.0)
+
+    def forward(self, features, image):
+        return (image - 0.3).pow(2).sum()
+
+
+def test_a_stage_ends_early_once_the_image_stops_changing(tiny_extractor) -> None:
+    objective = Objective(tiny_extractor, [Quadratic()])
+    start = torch.full((1, 3, 8, 8), 0.8)
+    run = dict(iterations=2000, optimizer="adam", lr=0.05, ema_decay=0.9)
+    full = optimise(start, objective, **run)
+    early = optimise(start, objective, converge_tol=1e-4, converge_window=20, **run)
+    assert not full.converged and full.iterations == 2000
+    assert early.converged and early.iterations < 1000 and early.iterations % 20 == 0
+    torch.testing.assert_close(early.image, full.image, atol=2e-3, rtol=0)
+
+
+def test_paper_exact_sets_fp32_and_every_iteration() -> None:
+    from portrait_stylize.methods import resolve_settings
+
+    fast = resolve_settings("portrait-stylization")
+    exact = resolve_settings("portrait-stylization", {"paper_exact": True})
+    assert fast.precision == "bf16" and fast.converge_tol > 0
+    assert exact.precision == "fp32" and exact.converge_tol == 0
+    assert (exact.iterations, exact.initial_iterations) == (500, 1000)
+    with pytest.raises(ValueError, match="paper_exact"):
+        resolve_settings("gatys", {"paper_exact": True, "precision": "bf16"})
+
+
+def test_a_non_finite_bf16_stage_continues_in_fp32(tiny_extractor) -> None:
+    from functools import partial
+
+    from portrait_stylize.api import run_with_fallback
+
+    class NanInBf16(Term):
+        """Finite in fp32; NaN from its 3rd evaluation while the objective runs in bf16."""
+
+        def __init__(self) -> None:
+            super().__init__("nan_in_bf16", 1.0)
+            self.calls = 0
+
+        def forward(self, features, image):
+            self.calls += 1
+            bad = self.objective.autocast and self.calls >= 3
+            return (image - 0.3).pow(2).mean() * (math.nan if bad else 1.0)
+
+    term = NanInBf16()
+    objective = Objective(tiny_extractor, [term], autocast=True)
+    term.objective = objective
+    run = partial(optimise, objective=objective, optimizer="adam")
+    with pytest.warns(UserWarning, match="non-finite in bf16 after 2 steps"):
+        result = run_with_fallback(run, objective, torch.full((1, 3, 8, 8), 0.5), 6, None)
+    assert result.iterations == 6 and result.stopped is None and not objective.autocast
+    assert torch.isfinite(result.image).all() and float(result.image.mean()) < 0.5
+
+
+def test_lbfgs_history_fits_its_memory_budget() -> None:
+    from portrait_stylize.engine import LBFGS_HISTORY_BYTES, lbfgs_history
+
+    assert lbfgs_history(torch.zeros(1, 3, 512, 512)) == 100
+    big = torch.zeros(1, 3, 2048, 2048)
+    assert lbfgs_history(big) == 21 and 21 * 2 * big.numel() * 4 <= LBFGS_HISTORY_BYTES
+    assert lbfgs_history(torch.zeros(1, 3, 8192, 8192)) == 5

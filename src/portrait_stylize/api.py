@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import platform
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__, color, masks
-from .engine import AdamState, Callback, optimise
+from .engine import NON_FINITE, AdamState, Callback, StageResult, optimise
+from .face_losses import scale_boxes
 from .features import build_extractor
 from .io import ImageSource, LoadedImage, load_image, resize_long_side
 from .losses import Objective
@@ -105,6 +108,41 @@ def _as_loaded(source: ImageSource | LoadedImage, max_pixels: int, alpha: str) -
     return load_image(source, max_pixels=max_pixels, alpha=alpha)
 
 
+def run_with_fallback(
+    run_stage: Callable[..., StageResult],
+    objective: Objective,
+    image: torch.Tensor,
+    iterations: int,
+    adam_state: AdamState | None,
+) -> StageResult:
+    """``run_stage(image, iterations=, adam_state=)`` for (1, 3, H, W) ``image``; when the
+    loss turns non-finite under bf16 autocast, warn and run the remaining steps in fp32
+    from the last good image with a fresh optimiser (its moments hold the non-finite
+    gradient); the objective stays fp32 afterwards."""
+    result = run_stage(image, iterations=iterations, adam_state=adam_state)
+    if result.stopped != NON_FINITE or not objective.autocast:
+        return result
+    good = result.iterations - 1
+    warnings.warn(
+        f"the loss became non-finite in bf16 after {good} steps at this scale: continuing "
+        "from the last good image in fp32",
+        stacklevel=2,
+    )
+    objective.autocast = False
+    rest = run_stage(result.image, iterations=iterations - good, adam_state=None)
+    rest.iterations += good
+    return rest
+
+
+def _face_boxes(prepared: dict[str, Any], content: torch.Tensor) -> list[list[float]] | None:
+    """The face boxes a method's loss used (padded, squared), in pixels of the full-resolution
+    content (3, H, W), for the run record; None when the method uses no faces."""
+    if "faces" not in prepared:
+        return None
+    boxes = scale_boxes(prepared["faces"], (content.shape[-2], content.shape[-1]))
+    return [[round(float(v), 1) for v in box] for box in boxes]
+
+
 def stylize(
     content: ImageSource | LoadedImage,
     style: ImageSource | LoadedImage | Sequence[ImageSource | LoadedImage],
@@ -163,10 +201,9 @@ def stylize(
             size = content_t.shape[-2:]
             image = F.interpolate(image, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
             adam_state = adam_state.resized((size[0], size[1])) if adam_state else None
-        result = optimise(
-            image,
-            objective.to(device),
-            iterations=iterations,
+        run_stage = functools.partial(
+            optimise,
+            objective=objective.to(device),
             optimizer=settings.optimizer,
             lr=settings.lr,
             callbacks=callbacks,
@@ -174,13 +211,16 @@ def stylize(
             stages=len(schedule),
             clamp=settings.optimizer == "adam",
             ema_decay=settings.ema_decay,
-            adam_state=adam_state,
+            converge_tol=settings.converge_tol,
         )
+        result = run_with_fallback(run_stage, objective, image, iterations, adam_state)
         image, adam_state = result.image, result.adam_state
         stages.append(
             {
                 "size": list(image.shape[-2:]),
                 "iterations": result.iterations,
+                "converged": result.converged,
+                "precision": "bf16" if objective.autocast else "fp32",
                 "final_loss": result.loss,
                 "final_terms": result.terms,
                 "seconds": round(result.seconds, 3),
@@ -202,6 +242,7 @@ def stylize(
         "weights": [{"name": weights.name, "sha256": weights.sha256}],
         "backbone": extractor.spec.name,
         "calibration": extractor.scales,
+        "faces": _face_boxes(prepared, content_rgb),
         "stages": stages,
         "stopped": result.stopped,
         "wall_time_s": round(time.perf_counter() - started, 3),

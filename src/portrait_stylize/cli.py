@@ -36,6 +36,8 @@ SETTING_HELP: dict[str, str] = {
     "initial_iterations": "multi-scale: steps at the first scale",
     "iterations": "optimisation steps (per later scale, multi-scale)",
     "ema_decay": "output the moving average of the iterates with this decay",
+    "converge_tol": "end a scale early once the image changes by less than this per 50 steps",
+    "paper_exact": "the papers' exact settings: fp32, every iteration (slower)",
     "first_padding": "padding of the feature network's first conv: zeros or replicate",
     "optimizer": "lbfgs or adam",
     "lr": "step size; unset: L-BFGS 1.0, Adam 0.02",

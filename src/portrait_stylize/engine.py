@@ -18,6 +18,11 @@ from .losses import Objective
 
 OPTIMIZERS = ("lbfgs", "adam")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+LBFGS_HISTORY_BYTES = 2 * 1024**3
+"""Memory budget of L-BFGS's curvature history (two image-sized vectors per pair)."""
+LBFGS_MAX_HISTORY = 100
+NON_FINITE = "non-finite loss or image"
+"""``StageResult.stopped`` when the loss or the image stopped being finite."""
 
 
 @dataclass
@@ -53,6 +58,8 @@ class StageResult:
     """None when the stage ran to the end; otherwise why it stopped early."""
     adam_state: AdamState | None = None
     """Adam's state at the end, to warm-start the next scale."""
+    converged: bool = False
+    """The stage ended before its last iteration because the image stopped changing."""
 
 
 @dataclass
@@ -104,6 +111,8 @@ def optimise(
     clamp: bool = False,
     ema_decay: float | None = None,
     adam_state: AdamState | None = None,
+    converge_tol: float = 0.0,
+    converge_window: int = 50,
 ) -> StageResult:
     """Minimise ``objective`` over the pixels of ``image`` (1, 3, H, W).
 
@@ -112,7 +121,9 @@ def optimise(
     after every step (Crowson); otherwise the result is clamped at the end. With
     ``ema_decay`` the result (and each reported image) is the bias-corrected moving
     average of the iterates. ``adam_state`` warm-starts Adam (see :meth:`AdamState.resized`);
-    Adam uses Crowson's betas (0.9, 0.99).
+    Adam uses Crowson's betas (0.9, 0.99). With ``converge_tol`` > 0 the stage ends
+    early once the output image (the moving average, if any) has changed by less than
+    that mean absolute amount over the last ``converge_window`` steps.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {optimizer!r}")
@@ -120,7 +131,7 @@ def optimise(
     pixels = image.detach().clone().requires_grad_(True)
     opt: torch.optim.Optimizer
     if optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([pixels], lr=lr, max_iter=1, history_size=100)
+        opt = torch.optim.LBFGS([pixels], lr=lr, max_iter=1, history_size=lbfgs_history(pixels))
     else:
         opt = torch.optim.Adam([pixels], lr=lr, betas=(0.9, 0.99))
         if adam_state is not None:
@@ -143,7 +154,9 @@ def optimise(
         return loss
 
     stopped = None
+    converged = False
     done = 0
+    snapshot = last_good
     for done in range(1, iterations + 1):
         if optimizer == "lbfgs":
             opt.step(closure)  # type: ignore[arg-type]
@@ -155,7 +168,7 @@ def optimise(
             with torch.no_grad():
                 pixels.clamp_(0, 1)
         if not (torch.isfinite(pixels).all() and torch.isfinite(torch.tensor(loss))):
-            stopped = "non-finite loss or image"
+            stopped = NON_FINITE
             break
         if ema is not None:
             ema.update(pixels.detach())
@@ -175,6 +188,11 @@ def optimise(
         if any([bool(callback(report)) for callback in callbacks]):
             stopped = "stopped by request"
             break
+        if converge_tol > 0 and done % converge_window == 0:
+            converged = float((last_good - snapshot).abs().mean()) < converge_tol
+            snapshot = last_good
+            if converged:
+                break
     return StageResult(
         image=last_good.clamp(0, 1),
         loss=last_loss,
@@ -183,7 +201,15 @@ def optimise(
         seconds=time.perf_counter() - start,
         stopped=stopped,
         adam_state=_adam_state(opt, pixels),
+        converged=converged,
     )
+
+
+def lbfgs_history(image: torch.Tensor) -> int:
+    """L-BFGS history length for ``image``: 100 pairs, fewer where they would exceed
+    :data:`LBFGS_HISTORY_BYTES` (21 at 2048 x 2048 px, at least 5)."""
+    pair_bytes = 2 * image.numel() * image.element_size()
+    return max(5, min(LBFGS_MAX_HISTORY, LBFGS_HISTORY_BYTES // pair_bytes))
 
 
 def _adam_state(opt: torch.optim.Optimizer, pixels: torch.Tensor) -> AdamState | None:

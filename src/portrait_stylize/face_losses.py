@@ -83,6 +83,7 @@ class FaceIDTerm(Term):
 
     ``boxes`` (N, 4) in pixels of the current scale; ``content`` (1, 3, H, W) in [0, 1],
     whose crops give the targets (computed here, once per scale). Crops are 160 x 160.
+    ``autocast`` runs FaceNet in bfloat16 (targets too); the error is computed in float32.
     """
 
     boxes: Tensor
@@ -94,8 +95,10 @@ class FaceIDTerm(Term):
         weight: float,
         model: str = "facenet-casia",
         name: str = "face_id",
+        autocast: bool = False,
     ) -> None:
         super().__init__(name, weight)
+        self.autocast = autocast
         self.network = models.facenet(
             model, str(content.device), replicate_pad=True
         )  # methods.md §4
@@ -107,7 +110,9 @@ class FaceIDTerm(Term):
     def activations(self, image: Tensor) -> dict[str, Tensor]:
         """FaceNet activations of image (1, 3, H, W) in its boxes: layer -> (N, C, h, w)."""
         crops = crop_faces(image, self.boxes, FACENET_SIZE)
-        return self.network.features(crops, FACE_LAYERS)
+        with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            features = self.network.features(crops, FACE_LAYERS)
+        return {layer: value.float() for layer, value in features.items()}
 
     def forward(self, features: dict[str, Tensor], image: Tensor) -> Tensor:
         values = self.activations(image)

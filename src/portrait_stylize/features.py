@@ -86,13 +86,14 @@ class FeatureExtractor(nn.Module):
     """Calibrated VGG features of an RGB image.
 
     ``forward(image, layers)``: image (B, 3, H, W) RGB in [0, 1] -> dict layer name ->
-    (B, C, h, w) activations times the layer's calibration scale.
+    (B, C, h, w) activations times the layer's calibration scale. The scales are folded
+    into the convolutions (:func:`fold_scales`), so calibration costs nothing per step.
     """
 
     def __init__(self, spec: BackboneSpec, trunk: VGGTrunk, scales: dict[str, float]) -> None:
         super().__init__()
         self.spec = spec
-        self.trunk = trunk.eval().requires_grad_(False)
+        self.trunk = fold_scales(trunk, scales).eval().requires_grad_(False)
         self.scales = scales
         self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1))
@@ -101,16 +102,29 @@ class FeatureExtractor(nn.Module):
         """(B, 3, H, W) in [0, 1] -> the trunk's input convention."""
         return (image * self.spec.input_scale - self.mean) / self.std
 
-    def raw(
-        self, image: torch.Tensor, layers: list[str] | tuple[str, ...]
-    ) -> dict[str, torch.Tensor]:
-        """Uncalibrated activations."""
-        return self.trunk(self.normalise(image), layers)
-
     def forward(
         self, image: torch.Tensor, layers: list[str] | tuple[str, ...]
     ) -> dict[str, torch.Tensor]:
-        return {name: act * self.scales[name] for name, act in self.raw(image, layers).items()}
+        return self.trunk(self.normalise(image), layers)
+
+
+@torch.no_grad()
+def fold_scales(trunk: VGGTrunk, scales: dict[str, float]) -> VGGTrunk:
+    """Scale ``trunk``'s convolutions in place so that every ReLU layer's output is
+    multiplied by ``scales[layer]`` (missing layers: 1).
+
+    ReLU and pooling commute with positive factors, so conv l gets weight x s_l / s_(l-1)
+    and bias x s_l, where s_(l-1) is the scale of the ReLU feeding it (1 for the image).
+    """
+    previous = 1.0
+    for name in trunk.names:
+        if name.startswith("conv"):
+            scale = scales.get(name.replace("conv", "relu"), 1.0)
+            conv = trunk.layers[name]
+            conv.weight.mul_(scale / previous)
+            conv.bias.mul_(scale)
+            previous = scale
+    return trunk
 
 
 def relu_layers(arch: str) -> list[str]:
@@ -119,7 +133,8 @@ def relu_layers(arch: str) -> list[str]:
 
 @torch.no_grad()
 def measure_activation_means(extractor: FeatureExtractor) -> dict[str, float]:
-    """Mean activation of every ReLU layer over :func:`calibration_images` at 256 px."""
+    """Mean activation of every ReLU layer over :func:`calibration_images` at 256 px
+    (of an uncalibrated extractor, for the raw means)."""
     layers = relu_layers(extractor.spec.arch)
     totals = dict.fromkeys(layers, 0.0)
     device = extractor.mean.device
@@ -128,21 +143,23 @@ def measure_activation_means(extractor: FeatureExtractor) -> dict[str, float]:
         h, w = image.shape[1:]
         size = (round(h * CALIBRATION_SIZE / max(h, w)), round(w * CALIBRATION_SIZE / max(h, w)))
         batch = F.interpolate(image[None], size=size, mode="bilinear", antialias=True)
-        for name, act in extractor.raw(batch.to(device), layers).items():
+        for name, act in extractor(batch.to(device), layers).items():
             totals[name] += act.mean().item() / len(images)
     return totals
 
 
-def _calibration(extractor: FeatureExtractor, key: str) -> dict[str, float]:
-    """Per-layer scales for ``extractor``, measured once and cached on disk under ``key``."""
+def _activation_means(extractor: FeatureExtractor, key: str | None) -> dict[str, float]:
+    """Raw activation means of uncalibrated ``extractor``, cached on disk under ``key``
+    (None: measured, not cached)."""
+    if key is None:
+        return measure_activation_means(extractor)
     path = cache_root() / "calibration" / f"{key}.json"
     if path.is_file():
-        means = json.loads(path.read_text())
-    else:
-        means = measure_activation_means(extractor)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(means, indent=1))
-    return {name: REFERENCE_ACTIVATION / mean for name, mean in means.items()}
+        return json.loads(path.read_text())
+    means = measure_activation_means(extractor)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(means, indent=1))
+    return means
 
 
 def build_extractor(
@@ -163,14 +180,12 @@ def build_extractor(
         ) from None
     trunk = VGGTrunk(spec.arch, pooling=pooling, first_padding=first_padding)
     trunk.load_state_dict(state_dict if state_dict is not None else load_state_dict(spec.weights))
-    extractor = FeatureExtractor(spec, trunk, dict.fromkeys(relu_layers(spec.arch), 1.0))
-    extractor.to(device)
-    if calibrate:
-        tag = "custom" if state_dict is not None else get_spec(spec.weights).sha256[:16]
-        key = f"{spec.name}-{tag}-{pooling}-{first_padding}"
-        if state_dict is not None:
-            means = measure_activation_means(extractor)
-            extractor.scales = {name: REFERENCE_ACTIVATION / mean for name, mean in means.items()}
-        else:
-            extractor.scales = _calibration(extractor, key)
-    return extractor
+    raw = FeatureExtractor(spec, trunk, {}).to(device)
+    if not calibrate:
+        return raw
+    key = None
+    if state_dict is None:
+        key = f"{spec.name}-{get_spec(spec.weights).sha256[:16]}-{pooling}-{first_padding}"
+    means = _activation_means(raw, key)
+    scales = {name: REFERENCE_ACTIVATION / mean for name, mean in means.items()}
+    return FeatureExtractor(spec, raw.trunk, scales).to(device)

