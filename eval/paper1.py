@@ -80,7 +80,13 @@ def run_once(
     ):
         extra: dict[str, Any] = {"mask": str(mask)} if method == "portrait-aware" else {}
         result = stylize(
-            content, style, method, size=args.size, iterations=args.iterations, **extra
+            content,
+            style,
+            method,
+            size=args.size,
+            iterations=args.iterations,
+            paper_exact=True,  # fp32, as the papers
+            **extra,
         )
         save_image(result.image, out)
         save_record(result.record, out)

@@ -71,7 +71,7 @@ def run_once(content: Path, style: Path, label: str, out: Path, args: argparse.N
         settings: dict[str, Any] = {"size": args.size, **overrides}
         if method != "gatys-plus":
             reduced = {"initial_iterations": args.initial, "iterations": args.iterations}
-            settings |= {"precision": "bf16", **reduced}
+            settings |= {"precision": "bf16", "converge_tol": 0.0, **reduced}
         result = stylize(content, style, method, **settings)
         save_image(result.image, out)
         save_record(result.record, out)

@@ -9,6 +9,6 @@ mkdir -p "$out"
 "$venv/bin/python" "$root/scripts/sample_images.py" "$out"
 "$venv/bin/portrait-stylize" weights pull
 "$venv/bin/portrait-stylize" inspect "$out/astronaut.png" -o "$out/astronaut.inspect.png"
-"$venv/bin/portrait-stylize" "$out/astronaut.png" "$out/style.png" -o "$out/astronaut-gatys.png" \
-  --method gatys --size 256 --iterations 300 --precision bf16
+"$venv/bin/portrait-stylize" "$out/astronaut.png" "$out/style.png" \
+  -o "$out/astronaut-portrait-stylization.png" --method portrait-stylization --size 256
 echo "results in $out"

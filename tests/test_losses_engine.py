@@ -263,3 +263,20 @@ def test_lbfgs_history_fits_its_memory_budget() -> None:
     big = torch.zeros(1, 3, 2048, 2048)
     assert lbfgs_history(big) == 21 and 21 * 2 * big.numel() * 4 <= LBFGS_HISTORY_BYTES
     assert lbfgs_history(torch.zeros(1, 3, 8192, 8192)) == 5
+
+
+def test_progress_bar_moves_to_the_next_stage_when_a_stage_ends_early() -> None:
+    from portrait_stylize.callbacks import ProgressBar
+    from portrait_stylize.engine import Step
+
+    bar = ProgressBar([10, 5])
+
+    def step(stage: int, iteration: int) -> Step:
+        return Step(iteration, 10, stage, 2, (8, 8), 1.0, {}, 0.0, torch.zeros(1))
+
+    for i in range(1, 4):
+        bar(step(0, i))
+    assert bar.bar.n == 3
+    bar(step(1, 1))  # stage 0 converged after 3 of its 10 steps
+    assert bar.bar.n == 11 and bar.bar.total == 15
+    bar.close()

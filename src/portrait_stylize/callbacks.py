@@ -23,9 +23,15 @@ def format_terms(terms: dict[str, float]) -> str:
 
 
 class ProgressBar:
-    """A tqdm bar over all stages: iteration, stage and size, loss terms, s/it, time left."""
+    """A tqdm bar over all stages: iteration, stage and size, loss terms, s/it, time left.
 
-    def __init__(self, total: int, disable: bool = False) -> None:
+    ``stage_iterations``: the planned steps of each stage; a stage that ends early (its
+    image converged) moves the bar to the next stage's start.
+    """
+
+    def __init__(self, stage_iterations: list[int], disable: bool = False) -> None:
+        self.starts = [sum(stage_iterations[:i]) for i in range(len(stage_iterations))]
+        total = sum(stage_iterations)
         self.bar = tqdm(total=total, unit="it", dynamic_ncols=True, disable=disable, leave=True)
 
     def __call__(self, step: Step) -> bool:
@@ -35,7 +41,7 @@ class ProgressBar:
         else:
             self.bar.set_description(f"{width}x{height}")
         self.bar.set_postfix_str(f"loss={step.loss:.4g} {format_terms(step.terms)}", refresh=False)
-        self.bar.update(1)
+        self.bar.update(self.starts[step.stage] + step.iteration - self.bar.n)
         return False
 
     def close(self) -> None:

@@ -44,7 +44,8 @@ SETTING_HELP: dict[str, str] = {
     "init": "starting image: noise, content, gray, uniform or style-mean",
     "seed": "random seed; the same seed repeats a run",
     "device": "cpu, cuda or cuda:N",
-    "precision": "fp32, or bf16 autocast of the feature network (about 2x faster on AVX-512 BF16)",
+    "precision": "bf16: autocast of the feature networks, about 2x faster on CPUs with bf16 "
+    "units; fp32: the papers' precision",
     "backbone": "vgg16-hed (offline) or vgg19-imagenet (downloads torchvision's weights)",
     "pooling": "max or avg pooling in the feature network",
     "content_layers": "VGG layers of the content loss",
@@ -191,8 +192,7 @@ def run_stylize(argv: Sequence[str]) -> int:
     values = dataclasses.asdict(settings)
     del values["method"]
     with stop.installed():
-        total = sum(steps for _, steps in scale_schedule(settings))
-        progress = ProgressBar(total, disable=args.quiet)
+        progress = ProgressBar([n for _, n in scale_schedule(settings)], disable=args.quiet)
         callbacks = [progress, Checkpoint(args.checkpoint_every, save_checkpoint), stop]
         if args.early_stop > 0:
             callbacks.append(EarlyStop(args.early_stop))
