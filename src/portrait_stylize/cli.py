@@ -15,7 +15,7 @@ from typing import Any
 
 from . import __version__
 from .callbacks import Checkpoint, EarlyStop, ProgressBar, StopFlag
-from .engine import Step
+from .engine import Callback, Step
 from .io import ImageError, check_output_path, load_image, save_image, save_record
 from .methods import METHODS, Settings, resolve_settings, scale_schedule
 from .weights import WeightsError
@@ -193,7 +193,11 @@ def run_stylize(argv: Sequence[str]) -> int:
     del values["method"]
     with stop.installed():
         progress = ProgressBar([n for _, n in scale_schedule(settings)], disable=args.quiet)
-        callbacks = [progress, Checkpoint(args.checkpoint_every, save_checkpoint), stop]
+        callbacks: list[Callback] = [
+            progress,
+            Checkpoint(args.checkpoint_every, save_checkpoint),
+            stop,
+        ]
         if args.early_stop > 0:
             callbacks.append(EarlyStop(args.early_stop))
         try:

@@ -6,14 +6,16 @@ magnitude (a Caffe-convention VGG fed 0-255 against torchvision's [0,1]-normalis
 one), so the same weights would tip the balance on another backbone. Following
 Gatys et al., who normalised VGG so that mean activations over natural images are 1,
 each backbone's mean ReLU activation per layer is measured once on natural images
-(cached beside the weights) and the extractor divides layer l by it. Every backbone
-then presents features of mean 1, and a preset's weights mean the same on all of them.
+(cached beside the weights) and layer l is scaled to :data:`REFERENCE_ACTIVATION`, the
+factors folded into the convolutions. Every backbone then presents features of the same
+mean, and a preset's weights mean the same on all of them.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -120,7 +122,7 @@ def fold_scales(trunk: VGGTrunk, scales: dict[str, float]) -> VGGTrunk:
     for name in trunk.names:
         if name.startswith("conv"):
             scale = scales.get(name.replace("conv", "relu"), 1.0)
-            conv = trunk.layers[name]
+            conv = cast(nn.Conv2d, trunk.layers[name])
             conv.weight.mul_(scale / previous)
             conv.bias.mul_(scale)
             previous = scale
