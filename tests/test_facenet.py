@@ -252,6 +252,7 @@ def _facenet_pytorch_conv_names() -> list[tuple[str, bool]]:
 
 
 def test_facenet_pytorch_converter_maps_every_key() -> None:
+    torch.manual_seed(0)
     model = InceptionResnetV1()
     convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
     names = _facenet_pytorch_conv_names()
@@ -293,7 +294,8 @@ def test_facenet_pytorch_converter_maps_every_key() -> None:
         bn["bias"],
         eps=eps,
     )
-    assert torch.allclose(model.bottleneck(features), expected, atol=1e-4)
+    # outputs of order 100 from a 1792-term sum: compare relative to their size
+    torch.testing.assert_close(model.bottleneck(features), expected, rtol=1e-4, atol=1e-3)
 
 
 def test_graphdef_converter_covers_the_module() -> None:
