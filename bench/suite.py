@@ -62,19 +62,19 @@ def conv_flops(size: int) -> float:
 def measure_floor(size: int, precision: str, steps: int) -> dict[str, Any]:
     """Median seconds of VGG-16 (calibrated extractor) forward + backward to the image."""
     import torch
+    from levers import seconds as median_seconds  # the sibling script's timing loop
 
     from portrait_stylize.features import build_extractor
     from portrait_stylize.losses import Objective
 
     objective = Objective(build_extractor(), [], autocast=precision == "bf16")
     image = torch.rand(1, 3, size, size)
-    times = []
-    for _ in range(steps + 1):
-        pixels = image.clone().requires_grad_(True)
-        start = time.perf_counter()
-        objective.features(pixels, [FLOOR_LAYER])[FLOOR_LAYER].sum().backward()
-        times.append(time.perf_counter() - start)
-    seconds = statistics.median(times[1:])
+    seconds = median_seconds(
+        lambda pixels: objective.features(pixels, [FLOOR_LAYER])[FLOOR_LAYER].sum(),
+        image,
+        steps,
+        warmup=1,
+    )
     # the backward pass to the input costs about one more forward pass (weights are frozen)
     gflops = 2 * conv_flops(size) / seconds / 1e9
     return {"seconds_per_iteration": seconds, "gflops": gflops}

@@ -40,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 CONTENTS = ("astronaut", "grace_hopper", "closeup_portrait")
 PUBLIC_DOMAIN = {"astronaut", "grace_hopper"}
-"""Contents that may appear in images (closeup_portrait is licensed for testing only)."""
+"""Contents that may appear in images (closeup_portrait and group_six_faces are licensed for
+testing only)."""
 STYLES = ("starry_night", "the_scream", "woman_with_hat_matisse", "shipwreck_turner")
 METHODS = ("gatys", "gatys-plus", "portrait-aware")
 PAPER = {
@@ -189,32 +190,49 @@ def markdown(scores: dict[tuple[str, str, str], dict], args, sheets: list[str]) 
             cells = [fmt(row[k]) for k in KEYS]
             cells += [fmt(_scaled(row[k]), 2) for k in ("style_distance", "bg_style_distance")]
             lines.append(f"| {content} | {style} | {method} | {' | '.join(cells)} |")
-    lines += ["", "## Contact sheets", ""]
-    lines += [
-        "Public-domain inputs only. Each sheet: content, style, person mask (white = person); "
-        "gatys, gatys-plus, portrait-aware; then the face of the content and of the three "
-        "results, enlarged.",
-        "",
-    ]
-    lines += [f"![{Path(name).stem}](images/{name})" for name in sheets]
+    lines += sheets_section(
+        "## Contact sheets",
+        "content, style, person mask (white = person); gatys, gatys-plus, portrait-aware; "
+        "then the face of the content and of the three results, enlarged.",
+        sheets,
+    )
     return "\n".join(lines) + "\n"
+
+
+def sheets_section(heading: str, layout: str, sheets: list[str]) -> list[str]:
+    """Markdown lines of a results page's contact sheets (file names under images/),
+    ``layout`` saying what each sheet shows."""
+    lines = ["", heading, "", f"Public-domain inputs only. Each sheet: {layout}", ""]
+    return lines + [f"![{Path(name).stem}](images/{name})" for name in sheets]
 
 
 def _scaled(value: float | None) -> float | None:
     return None if value is None else value * 1e6
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def eval_parser(doc: str, name: str) -> argparse.ArgumentParser:
+    """An eval script's parser with --size, --runs (default out/NAME) and --docs."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--iterations", type=int, default=300)
-    parser.add_argument("--styles", nargs="+", default=list(STYLES), choices=STYLES)
-    parser.add_argument("--runs", type=Path, default=ROOT / "out" / "paper1")
+    parser.add_argument("--runs", type=Path, default=ROOT / "out" / name)
     parser.add_argument("--docs", type=Path, default=ROOT / "docs")
-    args = parser.parse_args()
+    return parser
+
+
+def shared_data_ready() -> bool:
+    """Use one thread (runs share the machine); False, saying so, without ../shared/data."""
     torch.set_num_threads(1)
     if not DATA.is_dir():
         print(f"shared data not found at {DATA}", file=sys.stderr)
+    return DATA.is_dir()
+
+
+def main() -> int:
+    parser = eval_parser(__doc__, "paper1")
+    parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--styles", nargs="+", default=list(STYLES), choices=STYLES)
+    args = parser.parse_args()
+    if not shared_data_ready():
         return 1
     runs = args.runs / f"{args.size}px-{args.iterations}it"
     runs.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
-from paper1 import contact_sheet, fmt, write_generated  # the sibling script's helpers
+from paper1 import (  # the sibling script's helpers and paths
+    DATA,
+    PUBLIC_DOMAIN,
+    contact_sheet,
+    eval_parser,
+    fmt,
+    shared_data_ready,
+    sheets_section,
+    write_generated,
+)
 
 from portrait_stylize.api import stylize
 from portrait_stylize.face_metrics import content_face_boxes, identity_cosine, landmark_nme
@@ -36,10 +45,6 @@ from portrait_stylize.io import (
 )
 from portrait_stylize.metrics import evaluate
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-PUBLIC_DOMAIN = {"astronaut", "grace_hopper"}
-"""Contents that may appear in images (closeup_portrait and group_six_faces may not)."""
 PAIRS = (
     "astronaut:starry_night",
     "grace_hopper:the_scream",
@@ -160,29 +165,22 @@ def markdown(
             cells = [fmt(row[key], digits) for key, _, digits in COLUMNS]
             faces = ", ".join(f"{v:.2f}" for v in row["identity_per_face"])
             lines.append(f"| {pair} | {label} | {' | '.join(cells)} | {faces} |")
-    lines += ["", "### Contact sheets", ""]
-    lines += [
-        "Public-domain inputs only. Each sheet: content, style, gatys-plus, crowson; "
-        "ps face, ps mesh, ps face+mesh; then the face of the content, crowson, ps face and "
-        "ps face+mesh, enlarged.",
-        "",
-    ]
-    lines += [f"![{Path(name).stem}](images/{name})" for name in sheets]
+    lines += sheets_section(
+        "### Contact sheets",
+        "content, style, gatys-plus, crowson; ps face, ps mesh, ps face+mesh; then the "
+        "face of the content, crowson, ps face and ps face+mesh, enlarged.",
+        sheets,
+    )
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=256)
+    parser = eval_parser(__doc__, "paper2")
     parser.add_argument("--initial", type=int, default=300, help="Adam steps at the first scale")
     parser.add_argument("--iterations", type=int, default=150, help="Adam steps per later scale")
     parser.add_argument("--pairs", nargs="+", default=list(PAIRS), metavar="CONTENT:STYLE")
-    parser.add_argument("--runs", type=Path, default=ROOT / "out" / "paper2")
-    parser.add_argument("--docs", type=Path, default=ROOT / "docs")
     args = parser.parse_args()
-    torch.set_num_threads(1)
-    if not DATA.is_dir():
-        print(f"shared data not found at {DATA}", file=sys.stderr)
+    if not shared_data_ready():
         return 1
     runs = args.runs / f"{args.size}px-{args.initial}+{args.iterations}it"
     runs.mkdir(parents=True, exist_ok=True)

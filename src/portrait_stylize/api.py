@@ -194,7 +194,7 @@ def stylize(
         style_side = max(16, round(side * settings.style_scale))
         styles_t = [resize_long_side(s.rgb, style_side)[None].to(device) for s in style_images]
         built = preset.build(settings, extractor, content_t, styles_t, **prepared)
-        objective = Objective(extractor, built.terms, autocast=settings.precision == "bf16")
+        objective = Objective(extractor, built.terms, autocast=settings.autocast)
         if image is None:
             image = initial_image(settings, content_t, styles_t)
         else:  # the previous scale's result, upsampled

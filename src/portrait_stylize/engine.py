@@ -188,7 +188,7 @@ def optimise(
         if any([bool(callback(report)) for callback in callbacks]):
             stopped = "stopped by request"
             break
-        if converge_tol > 0 and done % converge_window == 0:
+        if converge_tol > 0 and done % converge_window == 0 and done < iterations:
             converged = float((last_good - snapshot).abs().mean()) < converge_tol
             snapshot = last_good
             if converged:

@@ -119,6 +119,11 @@ class Settings:
     preserve_colors: bool = False
     """Transfer luminance only and keep the content's colours (Gatys et al. 2016)."""
 
+    @property
+    def autocast(self) -> bool:
+        """Whether the feature networks run under bfloat16 autocast."""
+        return self.precision == "bf16"
+
     def validate(self) -> None:
         """Raise ValueError naming the first setting out of range."""
         choices: dict[str, Sequence[str]] = {
@@ -238,7 +243,7 @@ def content_style_terms(
 
     content (1, 3, H, W); styles list of (1, 3, h, w), all in [0, 1].
     """
-    probe = Objective(extractor, [], autocast=settings.precision == "bf16")
+    probe = Objective(extractor, [], autocast=settings.autocast)
     layer_weights = settings.style_layer_weights or (1.0,) * len(settings.style_layers)
     terms: list[Term] = []
     with torch.no_grad():
@@ -322,7 +327,7 @@ def build_portrait_stylization(
                 content,
                 settings.face_weight,
                 settings.face_model,
-                autocast=settings.precision == "bf16",
+                autocast=settings.autocast,
             )
         )
     if settings.mesh_weight > 0:
@@ -449,7 +454,7 @@ def build_portrait_aware(
     """
     background = background_of(settings, content)
     built = build_gatys(settings, extractor, content, styles)
-    probe = Objective(extractor, [], autocast=settings.precision == "bf16")
+    probe = Objective(extractor, [], autocast=settings.autocast)
     layers = tuple(settings.background_layers)
     grams = style_grams(probe, styles, layers, blend_weights(settings, len(styles)))
     built.terms.append(
