@@ -29,9 +29,8 @@ from typing import Any
 import torch
 
 from portrait_stylize.face_metrics import content_face_boxes, identity_cosine
-from portrait_stylize.features import build_extractor
 from portrait_stylize.io import load_image, resize_long_side
-from portrait_stylize.metrics import style_distance
+from portrait_stylize.metrics import style_distance, style_evaluator
 
 
 def run(name: str, command: list[str], out: Path, env: dict[str, str] | None) -> dict[str, Any]:
@@ -73,7 +72,7 @@ def main() -> None:
 
     content, style = load_image(args.content).rgb, load_image(args.style).rgb
     boxes = content_face_boxes(content)
-    extractor = build_extractor()
+    extractor = style_evaluator()
     print(
         "| run | wall (s) | speed-up | peak RSS (MB) | identity cos (mean / worst face) "
         "| vs first | style dist. | vs first |"

@@ -35,7 +35,7 @@ from paper1 import (  # the sibling script's helpers and paths
 from portrait_stylize.api import stylize
 from portrait_stylize.face_metrics import content_face_boxes, identity_cosine, landmark_nme
 from portrait_stylize.faces import crop_faces, square_boxes
-from portrait_stylize.features import FeatureExtractor, build_extractor
+from portrait_stylize.features import FeatureExtractor
 from portrait_stylize.io import (
     load_image,
     record_path,
@@ -43,7 +43,7 @@ from portrait_stylize.io import (
     save_image,
     save_record,
 )
-from portrait_stylize.metrics import evaluate
+from portrait_stylize.metrics import evaluate, style_evaluator
 
 PAIRS = (
     "astronaut:starry_night",
@@ -184,7 +184,7 @@ def main() -> int:
         return 1
     runs = args.runs / f"{args.size}px-{args.initial}+{args.iterations}it"
     runs.mkdir(parents=True, exist_ok=True)
-    extractor = build_extractor()
+    extractor = style_evaluator()
     scores: dict[tuple[str, str], dict[str, Any]] = {}
     sheets: list[str] = []
     for pair in args.pairs:

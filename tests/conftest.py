@@ -1,7 +1,13 @@
-"""Shared fixtures: the real photos beside the repo, small random-weight networks."""
+"""Shared fixtures: the real photos and paintings, small random-weight networks.
+
+Real images come from ``examples/`` (public domain, committed) or else from
+``../shared/data`` beside the checkout (``$PORTRAIT_STYLIZE_SHARED_DATA`` moves it, e.g.
+to a missing folder to see which tests a fresh clone skips).
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,19 +16,23 @@ import torch
 from portrait_stylize.features import BACKBONES, FeatureExtractor, relu_layers
 from portrait_stylize.nets.vgg import VGGTrunk
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+SHARED_DATA = Path(os.environ.get("PORTRAIT_STYLIZE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 CONTENT = SHARED_DATA / "content"
 needs_photos = pytest.mark.skipif(
     not CONTENT.is_dir(), reason=f"shared test photos not found at {CONTENT}"
 )
 
 
-def shared_image(kind: str, name: str) -> Path:
-    """Path of a real test image in ../shared/data, or skip the test when it is absent."""
-    path = SHARED_DATA / kind / name
-    if not path.is_file():
-        pytest.skip(f"real test image {path} is absent (../shared/data lies beside the repo)")
-    return path
+def data_file(kind: str, name: str) -> Path:
+    """Path of real test image ``name`` ("content" or "style" ``kind``): examples/NAME when
+    committed there, else ../shared/data/KIND/NAME; skips the test when neither exists."""
+    shared = SHARED_DATA / kind / name
+    for path in (EXAMPLES / name, shared):
+        if path.is_file():
+            return path
+    pytest.skip(f"real test image {shared} is absent (../shared/data lies beside the repo)")
 
 
 @pytest.fixture

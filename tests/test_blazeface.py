@@ -16,7 +16,7 @@ from portrait_stylize.nets.mediapipe import (
 )
 from portrait_stylize.weights import WeightsError
 
-from .conftest import CONTENT, needs_photos
+from .conftest import data_file
 
 # Face centre (x, y) and box side in pixels, checked by eye on the photos.
 FACES = {"astronaut.jpg": (225.0, 128.0, 95.0), "grace_hopper.jpg": (266.0, 243.0, 196.0)}
@@ -34,7 +34,8 @@ def detector() -> BlazeFace:
 
 def _photo(name: str) -> torch.Tensor:
     """(3,H,W) RGB in [0,1]."""
-    array = np.array(Image.open(CONTENT / name).convert("RGB"), dtype=np.float32) / 255.0
+    array = np.array(Image.open(data_file("content", name)).convert("RGB"), dtype=np.float32)
+    array /= 255.0
     return torch.from_numpy(array).permute(2, 0, 1)
 
 
@@ -62,7 +63,6 @@ def test_weighted_nms_merges_overlaps_by_score() -> None:
     assert torch.allclose(found.keypoints[0], merged[:2].expand(6, 2))
 
 
-@needs_photos
 @pytest.mark.parametrize("name", sorted(FACES))
 def test_detects_the_one_face(detector: BlazeFace, name: str) -> None:
     found = detector.detect(_photo(name))
@@ -77,7 +77,6 @@ def test_detects_the_one_face(detector: BlazeFace, name: str) -> None:
     assert 0.75 * side < x2 - x1 < 1.25 * side
 
 
-@needs_photos
 def test_detections_follow_the_image_geometry(detector: BlazeFace) -> None:
     """Letterbox mapping: a half-size copy halves the box, a mirror mirrors it."""
     image = _photo("grace_hopper.jpg")  # 512 wide, 600 high: letterboxed on the sides
@@ -100,6 +99,5 @@ def test_flat_image_gives_empty_detections(detector: BlazeFace) -> None:
     _assert_empty(detector.detect(torch.full((3, 240, 320), 0.5)))
 
 
-@needs_photos
 def test_background_gives_empty_detections(detector: BlazeFace) -> None:
     _assert_empty(detector.detect(_photo("astronaut.jpg")[:, :256, 352:]))  # the shuttle

@@ -61,8 +61,10 @@ def test_cli_run_writes_image_and_record(pair, tmp_path, capsys) -> None:
     assert Image.open(out).size == (32, 27)
     record = json.loads((tmp_path / "result.png.json").read_text())
     assert record["method"] == "gatys" and record["settings"]["iterations"] == 3
-    assert record["settings"]["seed"] == 0 and record["backbone"] == "vgg16-hed"
-    assert record["weights"][0]["name"] == "vgg16-hed" and len(record["weights"][0]["sha256"]) == 64
+    assert record["settings"]["seed"] == 0 and record["backbone"] == "vgg19-caffe"
+    assert (
+        record["weights"][0]["name"] == "vgg19-caffe" and len(record["weights"][0]["sha256"]) == 64
+    )
     assert set(record["stages"][0]["final_terms"]) == {"content", "style", "tv"}
     assert record["inputs"]["content"]["sha256"] and record["versions"]["torch"]
     assert record["stopped"] is None and record["device"] == "cpu"

@@ -20,10 +20,10 @@ from portrait_stylize.nets.facenet import (
 )
 from portrait_stylize.weights import WeightsError, weight_path
 
-from .conftest import CONTENT, needs_photos
+from .conftest import data_file, needs_photos
 
 PAPER_TAPS = ("conv_1a", "conv_2a", "maxpool_3a", "conv_4a", "conv_4b")
-# MTCNN face boxes (x1, y1, x2, y2) of the shared photos.
+# MTCNN face boxes (x1, y1, x2, y2) of the photos.
 FACE_BOXES = {
     "astronaut.jpg": (180, 60, 267, 174),
     "grace_hopper.jpg": (177, 114, 347, 334),
@@ -46,7 +46,7 @@ def casia() -> InceptionResnetV1:
 
 def _face(name: str, shift: tuple[float, float] = (0.0, 0.0), zoom: float = 1.0) -> torch.Tensor:
     """(1,3,160,160) square crop around the face, padded by 0.2 of its longer side."""
-    pixels = np.asarray(Image.open(CONTENT / name).convert("RGB"))
+    pixels = np.asarray(Image.open(data_file("content", name)).convert("RGB"))
     image = torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255
     x1, y1, x2, y2 = FACE_BOXES[name]
     side = max(x2 - x1, y2 - y1) * 1.4 * zoom

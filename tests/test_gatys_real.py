@@ -1,4 +1,4 @@
-"""Real runs of the gatys presets with the offline weights on the shared photographs."""
+"""Real runs of the gatys presets with the offline weights on the example images."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import pytest
 from portrait_stylize import stylize
 from portrait_stylize.callbacks import Recorder
 
-from .conftest import shared_image
+from .conftest import data_file
 
 
 @pytest.mark.slow
 def test_gatys_lowers_style_tenfold_with_content_bounded() -> None:
-    content = shared_image("content", "astronaut.jpg")
-    style = shared_image("style", "starry_night.jpg")
+    content = data_file("content", "astronaut.jpg")
+    style = data_file("style", "starry_night.jpg")
     recorder = Recorder()
     result = stylize(content, style, "gatys", size=128, iterations=200, callbacks=[recorder])
     first, last = recorder.steps[0][3], recorder.steps[-1][3]

@@ -222,11 +222,22 @@ def test_paper_exact_sets_fp32_and_every_iteration() -> None:
 
     fast = resolve_settings("portrait-stylization")
     exact = resolve_settings("portrait-stylization", {"paper_exact": True})
-    assert fast.precision == "bf16" and fast.converge_tol > 0
+    assert fast.precision == "auto" and fast.converge_tol > 0
     assert exact.precision == "fp32" and exact.converge_tol == 0
     assert (exact.iterations, exact.initial_iterations) == (500, 1000)
     with pytest.raises(ValueError, match="paper_exact"):
         resolve_settings("gatys", {"paper_exact": True, "precision": "bf16"})
+
+
+def test_auto_precision_is_bf16_only_where_it_is_fast(monkeypatch) -> None:
+    from portrait_stylize.methods import resolve_settings
+
+    for fast in (True, False):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda fast=fast: fast)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+        assert resolve_settings("gatys").autocast is fast
+    assert resolve_settings("gatys", {"precision": "bf16"}).autocast
+    assert not resolve_settings("gatys", {"precision": "fp32"}).autocast
 
 
 def test_a_non_finite_bf16_stage_continues_in_fp32(tiny_extractor) -> None:

@@ -106,7 +106,11 @@ def test_evaluate_command(tmp_path, capsys) -> None:
         "identity_cosine",
         "identity_cosine_per_face",
         "landmark_nme",
+        "face_stylization",
+        "face_stylization_per_face",
+        "face_stylization_reason",
     }
     assert 0 < scores["fg_ssim"] < 1 and scores["style_distance"] is None
+    assert scores["face_stylization_reason"] == "no face found in the content"
     assert main(["evaluate", str(content), str(result), "--mask", str(mask)]) == 0
     assert "portrait SSIM" in capsys.readouterr().out

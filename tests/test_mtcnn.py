@@ -14,9 +14,9 @@ from torchvision.ops import box_iou
 from portrait_stylize.nets.mtcnn import MTCNN, load_mtcnn
 from portrait_stylize.weights import WeightsError, weight_path
 
-from .conftest import CONTENT, needs_photos
+from .conftest import data_file, needs_photos
 
-# Face boxes (x1, y1, x2, y2) checked by eye on the shared photos.
+# Face boxes (x1, y1, x2, y2) checked by eye on the photos.
 ASTRONAUT_FACE = (180.0, 60.0, 267.0, 174.0)
 
 
@@ -32,7 +32,7 @@ def mtcnn() -> MTCNN:
 
 def _photo(name: str) -> torch.Tensor:
     """(3,H,W) RGB in [0,1]."""
-    pixels = np.asarray(Image.open(CONTENT / name).convert("RGB"))
+    pixels = np.asarray(Image.open(data_file("content", name)).convert("RGB"))
     return torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255
 
 
@@ -46,14 +46,13 @@ def _check_landmarks(boxes: torch.Tensor, landmarks: torch.Tensor) -> None:
     assert (eyes < nose).all() and (nose < mouth.amin(1)).all()
 
 
-@needs_photos
 @pytest.mark.parametrize(
     ("name", "count"),
     [
-        ("group_six_faces.jpg", 6),
+        pytest.param("group_six_faces.jpg", 6, marks=needs_photos),
         ("astronaut.jpg", 1),
         ("grace_hopper.jpg", 1),
-        ("closeup_portrait.jpg", 1),
+        pytest.param("closeup_portrait.jpg", 1, marks=needs_photos),
     ],
 )
 def test_finds_every_face_and_nothing_else(mtcnn: MTCNN, name: str, count: int) -> None:
@@ -71,7 +70,6 @@ def test_finds_every_face_and_nothing_else(mtcnn: MTCNN, name: str, count: int) 
         assert overlap.max() < 0.05
 
 
-@needs_photos
 def test_box_is_on_the_face(mtcnn: MTCNN) -> None:
     boxes, _, _ = mtcnn.detect(_photo("astronaut.jpg"))
     assert box_iou(boxes, torch.tensor([ASTRONAUT_FACE])).item() > 0.8
@@ -89,7 +87,6 @@ def test_no_face_gives_empty_results(mtcnn: MTCNN, kind: str) -> None:
     assert boxes.shape == (0, 4) and scores.shape == (0,) and landmarks.shape == (0, 5, 2)
 
 
-@needs_photos
 @pytest.mark.parametrize("side", ["left", "top"])
 def test_face_cut_by_the_border(mtcnn: MTCNN, side: str) -> None:
     """A quarter of the face lies outside the image: found, box reaching past the edge."""
@@ -107,7 +104,6 @@ def test_face_cut_by_the_border(mtcnn: MTCNN, side: str) -> None:
     assert boxes[0, 0 if side == "left" else 1] < 0  # the box extends beyond the image
 
 
-@needs_photos
 def test_face_of_about_twenty_pixels(mtcnn: MTCNN) -> None:
     factor = 0.23  # the 87 px wide face becomes 20 px wide
     image = F.interpolate(
@@ -119,7 +115,6 @@ def test_face_of_about_twenty_pixels(mtcnn: MTCNN) -> None:
     assert 14 <= (boxes[0, 2] - boxes[0, 0]).item() <= 30
 
 
-@needs_photos
 def test_grayscale_image(mtcnn: MTCNN) -> None:
     gray = _photo("grace_hopper.jpg").mean(0, keepdim=True)
     for image in (gray.expand(3, -1, -1), gray):

@@ -18,7 +18,7 @@ from portrait_stylize.methods import (
 )
 from portrait_stylize.metrics import evaluate
 
-from .conftest import shared_image
+from .conftest import data_file
 
 
 def test_masked_gram_is_the_gram_of_the_region() -> None:
@@ -100,8 +100,8 @@ def test_background_stylized_more_and_portrait_kept_as_well_as_gatys() -> None:
     higher portrait SSIM than gatys, does not hold here: measured 0.422 against 0.429
     with the 1/8 calibration (docs/results-paper1.md discusses why).
     """
-    content = load_image(shared_image("content", "astronaut.jpg")).rgb
-    style = load_image(shared_image("style", "starry_night.jpg")).rgb
+    content = load_image(data_file("content", "astronaut.jpg")).rgb
+    style = load_image(data_file("style", "starry_night.jpg")).rgb
     runs = {
         method: stylize(content, style, method, size=128, iterations=150)
         for method in ("portrait-aware", "gatys")

@@ -28,7 +28,7 @@ from portrait_stylize.masks import background_mask, person_mask, replace_backgro
 from portrait_stylize.methods import resolve_settings
 from portrait_stylize.metrics import evaluate
 
-from .conftest import shared_image
+from .conftest import data_file
 
 
 def _faces(boxes: list[list[float]]) -> Faces:
@@ -114,7 +114,7 @@ def test_no_face_warns_and_runs_as_crowson(tmp_path) -> None:
 
 
 def test_background_colour_replaces_only_the_background() -> None:
-    image = resize_long_side(load_image(shared_image("content", "astronaut.jpg")).rgb, 256)
+    image = resize_long_side(load_image(data_file("content", "astronaut.jpg")).rgb, 256)
     replaced = replace_background(image, "color:#00ff00")
     background = background_mask(person_mask(image), 0.5, 1.0)[0, 0]
     person, backdrop = background == 0, background == 1
@@ -173,7 +173,7 @@ def test_cli_options_of_the_new_settings() -> None:
 
 
 def test_face_metrics_on_identical_and_shifted_faces() -> None:
-    image = resize_long_side(load_image(shared_image("content", "astronaut.jpg")).rgb, 256)
+    image = resize_long_side(load_image(data_file("content", "astronaut.jpg")).rgb, 256)
     boxes = detect_faces(image).boxes
     same_id, same_nme = identity_cosine(image, image, boxes), landmark_nme(image, image, boxes)
     assert same_id.mean == pytest.approx(1.0, abs=1e-5) and same_nme.per_face == [0.0]
@@ -183,25 +183,26 @@ def test_face_metrics_on_identical_and_shifted_faces() -> None:
 
 
 def test_evaluate_command_reports_face_scores(capsys) -> None:
-    content = str(shared_image("content", "astronaut.jpg"))
+    content = str(data_file("content", "astronaut.jpg"))
     assert main(["evaluate", content, content, "--json"]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert scores["identity_cosine"] == pytest.approx(1.0, abs=1e-5)
     assert scores["identity_cosine_per_face"] == [scores["identity_cosine"]]
     assert scores["landmark_nme"] == 0.0
+    assert scores["face_stylization"] is None and scores["face_stylization_per_face"] == []
+    assert scores["face_stylization_reason"].startswith("the rest of the image is unchanged")
 
 
 @pytest.mark.slow
 def test_real_run_keeps_identity_better_than_crowson() -> None:
-    content = shared_image("content", "astronaut.jpg")
-    style = shared_image("style", "starry_night.jpg")
+    content = data_file("content", "astronaut.jpg")
+    style = data_file("style", "starry_night.jpg")
     original = load_image(content).rgb
     boxes = detect_faces(original).boxes
     run: dict[str, Any] = {
         "size": 181,
         "initial_iterations": 150,
         "iterations": 80,
-        "precision": "bf16",
     }
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the astronaut's face is found: no warning

@@ -1,7 +1,7 @@
 """The torch replay of the MediaPipe TFLite models against the TFLite interpreter.
 
 Reference: ``ai_edge_litert`` (the TFLite runtime on PyPI), batch 1, float32 NHWC.
-Inputs are real face crops and photos from the shared data folder.
+Inputs are real face crops and photos (examples/, and ../shared/data where needed).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from portrait_stylize.nets.mediapipe import load_mediapipe
 from portrait_stylize.nets.tflite import TFLiteModule, UnsupportedOperatorError, tflite_state_dict
 from portrait_stylize.weights import WeightsError, load_state_dict, weight_path
 
-from .conftest import CONTENT, needs_photos
+from .conftest import data_file, needs_photos
 
 try:
     from ai_edge_litert.interpreter import Interpreter
@@ -51,7 +51,8 @@ def _path(name: str) -> Path:
 
 def _photo(name: str) -> torch.Tensor:
     """(3,H,W) RGB in [0,1]."""
-    array = np.array(Image.open(CONTENT / name).convert("RGB"), dtype=np.float32) / 255.0
+    array = np.array(Image.open(data_file("content", name)).convert("RGB"), dtype=np.float32)
+    array /= 255.0
     return torch.from_numpy(array).permute(2, 0, 1)
 
 
@@ -60,17 +61,18 @@ def _resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(image[None], size, mode="bilinear", antialias=True)
 
 
-def _face_crops(size: int) -> torch.Tensor:
-    """(3,3,size,size) face crops of three photos."""
+def _face_crops(size: int, names: tuple[str, ...] = tuple(FACE_CROPS)) -> torch.Tensor:
+    """(N,3,size,size) face crops of the N photos ``names`` (keys of FACE_CROPS)."""
     crops = []
-    for name, (x0, y0, side) in FACE_CROPS.items():
+    for name in names:
+        x0, y0, side = FACE_CROPS[name]
         crops.append(_resize(_photo(name)[:, y0 : y0 + side, x0 : x0 + side], (size, size)))
     return torch.cat(crops)
 
 
-def _photos(size: tuple[int, int]) -> torch.Tensor:
-    """(4,3,*size) whole photos, stretched."""
-    return torch.cat([_resize(_photo(name), size) for name in PHOTOS])
+def _photos(size: tuple[int, int], names: tuple[str, ...] = PHOTOS) -> torch.Tensor:
+    """(N,3,*size) the N photos ``names``, stretched."""
+    return torch.cat([_resize(_photo(name), size) for name in names])
 
 
 def _reference(model: Path | bytes, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -145,7 +147,6 @@ def test_selfie_segmentation_matches_tflite(name: str, size: tuple[int, int]) ->
     assert mask.max() > 0.9 and mask.min() < 0.1, "photos of people hold person and background"
 
 
-@needs_photos
 def test_selfie_segmentation_resizes_to_the_input_size() -> None:
     model = load_mediapipe("selfie-segmentation")
     image = _photo("grace_hopper.jpg")[None]
@@ -167,7 +168,6 @@ def _first_output(out: object) -> torch.Tensor:
     return out if isinstance(out, torch.Tensor) else out[0]  # type: ignore[index]
 
 
-@needs_photos
 @pytest.mark.parametrize(
     ("name", "size", "tolerance"),
     [
@@ -180,7 +180,7 @@ def _first_output(out: object) -> torch.Tensor:
 def test_batch_equals_singles(name: str, size: tuple[int, int], tolerance: float) -> None:
     """Up to float32 summation order (the parity tolerances)."""
     model = load_mediapipe(name)
-    images = _photos(size)[:2]
+    images = _photos(size, PHOTOS[:2])
     with torch.no_grad():
         batch = model(images)
         singles = [model(images[i : i + 1]) for i in range(2)]
@@ -190,7 +190,6 @@ def test_batch_equals_singles(name: str, size: tuple[int, int], tolerance: float
         assert _max_diff(value, single) <= tolerance
 
 
-@needs_photos
 @pytest.mark.parametrize(
     ("name", "size"),
     [
@@ -202,14 +201,14 @@ def test_batch_equals_singles(name: str, size: tuple[int, int], tolerance: float
 def test_gradient_reaches_every_input_value(name: str, size: tuple[int, int]) -> None:
     """d(sum of the output)/d(input) is nonzero for every pixel and every channel."""
     model = load_mediapipe(name)
-    image = (_face_crops(192)[:1] if name == "facemesh" else _photos(size)[1:2]).requires_grad_()
+    face = _face_crops(192, ("astronaut.jpg",))
+    image = (face if name == "facemesh" else _photos(size, PHOTOS[1:2])).requires_grad_()
     (grad,) = torch.autograd.grad(_first_output(model(image)).sum(), image)
     assert grad.shape == image.shape
     assert torch.isfinite(grad).all()
     assert (grad != 0).all(), f"{(grad == 0).sum().item()} input values get no gradient"
 
 
-@needs_photos
 @pytest.mark.parametrize(
     ("name", "size"),
     [
@@ -222,7 +221,7 @@ def test_gradient_reaches_every_input_value(name: str, size: tuple[int, int]) ->
 def test_gradient_matches_finite_differences(name: str, size: tuple[int, int]) -> None:
     """Float64 autograd against central differences at six input values (corners too)."""
     model = copy.deepcopy(load_mediapipe(name)).double()
-    image = _photos(size)[:1].double()
+    image = _photos(size, PHOTOS[:1]).double()
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         weights = torch.randn(

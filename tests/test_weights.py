@@ -23,9 +23,9 @@ from portrait_stylize.weights import (
     UrlSource,
     WeightsError,
     WeightSpec,
+    file_digest,
     load_state_dict,
     register,
-    sha256_file,
     weight_path,
 )
 
@@ -143,7 +143,7 @@ def test_local_file_is_verified(home, tmp_path, temp_spec) -> None:
         weight_path(spec.name, wrong)
     right = tmp_path / "right.bin"
     right.write_bytes(PAYLOAD)
-    assert sha256_file(weight_path(spec.name, right)) == DIGEST
+    assert file_digest(weight_path(spec.name, right)) == DIGEST
     assert main(["weights", "pull", spec.name]) == 0  # now cached
 
 
@@ -209,7 +209,7 @@ def test_missing_package_names_what_to_do(home, temp_spec) -> None:
 def test_real_vgg16_hed_weights_load_with_checksum() -> None:
     spec = REGISTRY["vgg16-hed"]
     path = weight_path("vgg16-hed")
-    assert sha256_file(path) == spec.sha256
+    assert file_digest(path) == spec.sha256
     trunk = VGGTrunk("vgg16")
     trunk.load_state_dict(load_state_dict("vgg16-hed"))  # strict: every conv filled
     first = trunk.layers["conv1_1"].weight

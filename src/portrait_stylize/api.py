@@ -25,7 +25,16 @@ from .face_losses import scale_boxes
 from .features import build_extractor
 from .io import ImageSource, LoadedImage, load_image, resize_long_side
 from .losses import Objective
-from .methods import METHODS, Settings, resolve_settings, scale_schedule
+from .methods import (
+    CONVENTIONS,
+    METHODS,
+    Renderer,
+    Settings,
+    render_instant,
+    resolve_settings,
+    scale_schedule,
+)
+from .nets.magenta import WEIGHTS as MAGENTA_WEIGHTS
 from .weights import get_spec
 
 
@@ -55,6 +64,10 @@ def resolve_device(name: str) -> torch.device:
 
 NOISE_STD = 0.1
 """Standard deviation of the white-noise start around mid-gray."""
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+"""ImageNet's mean colour in [0, 1] RGB: neural-style's start image (its zero input)."""
+MEAN_NOISE_STD = 0.001 / 255
+"""neural-style's start: the mean plus Gaussian noise of std 0.001 in 0-255 units."""
 
 
 def initial_image(
@@ -62,10 +75,17 @@ def initial_image(
 ) -> torch.Tensor:
     """The starting image (1, 3, H, W) for content (1, 3, H, W), seeded.
 
-    noise: mid-gray plus white Gaussian noise; uniform: U(0, 1) per pixel; style-mean:
-    the mean colour of the style images.
+    mean: ImageNet's mean colour plus faint noise (neural-style); noise: mid-gray plus white
+    Gaussian noise; uniform: U(0, 1) per pixel; style-mean: the mean colour of the style
+    images; instant: the ``instant`` method's result. ``styles``: (1, 3, h, w), any size.
     """
     generator = torch.Generator().manual_seed(settings.seed)
+    if settings.init == "instant":
+        return render_instant(settings, content, styles)
+    if settings.init == "mean":
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        start = mean + MEAN_NOISE_STD * torch.randn(content.shape, generator=generator)
+        return start.to(content.device)
     if settings.init == "content":
         return content.clone()
     if settings.init == "gray":
@@ -179,11 +199,16 @@ def stylize(
         style_images = [
             dataclasses.replace(s, rgb=g) for s, g in zip(style_images, grays, strict=True)
         ]
+    if preset.render is not None:
+        return _feed_forward(
+            preset.render, settings, content_image, style_images, content_rgb, device, started
+        )
     extractor = build_extractor(
         settings.backbone,
         pooling=settings.pooling,
         first_padding=settings.first_padding,
         device=device,
+        calibration=settings.calibration,
     )
     schedule = scale_schedule(settings)
     image: torch.Tensor | None = None
@@ -196,7 +221,8 @@ def stylize(
         built = preset.build(settings, extractor, content_t, styles_t, **prepared)
         objective = Objective(extractor, built.terms, autocast=settings.autocast)
         if image is None:
-            image = initial_image(settings, content_t, styles_t)
+            full_styles = [s.rgb[None].to(device) for s in style_images]
+            image = initial_image(settings, content_t, full_styles)
         else:  # the previous scale's result, upsampled
             size = content_t.shape[-2:]
             image = F.interpolate(image, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
@@ -212,6 +238,7 @@ def stylize(
             clamp=settings.optimizer == "adam",
             ema_decay=settings.ema_decay,
             converge_tol=settings.converge_tol,
+            pixel_scale=CONVENTIONS[settings.convention].pixel_scale,
         )
         result = run_with_fallback(run_stage, objective, image, iterations, adam_state)
         image, adam_state = result.image, result.adam_state
@@ -229,8 +256,45 @@ def stylize(
         if result.stopped:
             break
     assert image is not None
-    weights = get_spec(extractor.spec.weights)
-    record = {
+    weights = [extractor.spec.weights, *(MAGENTA_WEIGHTS if settings.init == "instant" else ())]
+    record = _record(
+        settings,
+        (content_image, style_images),
+        (stages, result.stopped),
+        started,
+        device,
+        weights=[_weights_entry(name) for name in weights],
+        backbone=extractor.spec.name,
+        calibration=extractor.scales,
+        faces=_face_boxes(prepared, content_rgb),
+    )
+    artifacts = {name: value.detach().cpu() for name, value in built.artifacts.items()}
+    final = _final_image(settings, image, content_rgb)
+    return StylizeResult(final, content_image.alpha, record, artifacts)
+
+
+def _weights_entry(name: str) -> dict[str, str]:
+    """{"name": ..., "<algorithm>": digest} of registry weights ``name``, for the record."""
+    spec = get_spec(name)
+    algorithm, digest = spec.checksum
+    return {"name": spec.name, algorithm: digest}
+
+
+def _record(
+    settings: Settings,
+    inputs: tuple[LoadedImage, list[LoadedImage]],
+    outcome: tuple[list[dict[str, Any]], str | None],
+    started: float,
+    device: torch.device,
+    **method_fields: Any,
+) -> dict[str, Any]:
+    """The run record: what every run records, with the method's own fields in the middle.
+
+    ``outcome``: the stages' records and why the run stopped early (None: it did not).
+    """
+    content_image, style_images = inputs
+    stages, stopped = outcome
+    return {
         "tool": "portrait-stylize",
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "method": settings.method,
@@ -239,19 +303,50 @@ def stylize(
             "content": _describe_input(content_image),
             "styles": [_describe_input(s) for s in style_images],
         },
-        "weights": [{"name": weights.name, "sha256": weights.sha256}],
-        "backbone": extractor.spec.name,
-        "calibration": extractor.scales,
-        "faces": _face_boxes(prepared, content_rgb),
+        **method_fields,
         "stages": stages,
-        "stopped": result.stopped,
+        "stopped": stopped,
         "wall_time_s": round(time.perf_counter() - started, 3),
         "device": str(device)
         + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "versions": versions(),
     }
-    artifacts = {name: value.detach().cpu() for name, value in built.artifacts.items()}
+
+
+def _final_image(
+    settings: Settings, image: torch.Tensor, content_rgb: torch.Tensor
+) -> torch.Tensor:
+    """The result (3, H, W) on the CPU from (1, 3, H, W), the content's colours back if asked."""
     final = image[0].cpu()
     if settings.preserve_colors:
         final = color.with_content_chroma(final, content_rgb)
-    return StylizeResult(final, content_image.alpha, record, artifacts)
+    return final
+
+
+def _feed_forward(
+    render: Renderer,
+    settings: Settings,
+    content_image: LoadedImage,
+    style_images: list[LoadedImage],
+    content_rgb: torch.Tensor,
+    device: torch.device,
+    started: float,
+) -> StylizeResult:
+    """A method without optimisation: one ``render`` of the content at ``settings.size``
+    with the full-resolution styles, recorded as a single stage."""
+    content_t = resize_long_side(content_image.rgb, settings.size)[None].to(device)
+    styles_t = [s.rgb[None].to(device) for s in style_images]
+    began = time.perf_counter()
+    image = render(settings, content_t, styles_t)
+    stage = {
+        "size": list(image.shape[-2:]),
+        "iterations": 0,
+        "precision": "fp32",
+        "seconds": round(time.perf_counter() - began, 3),
+    }
+    preset = METHODS[settings.method]
+    weights = [_weights_entry(name) for name in preset.weights]
+    record = _record(
+        settings, (content_image, style_images), ([stage], None), started, device, weights=weights
+    )
+    return StylizeResult(_final_image(settings, image, content_rgb), content_image.alpha, record)

@@ -41,12 +41,16 @@ SETTING_HELP: dict[str, str] = {
     "first_padding": "padding of the feature network's first conv: zeros or replicate",
     "optimizer": "lbfgs or adam",
     "lr": "step size; unset: L-BFGS 1.0, Adam 0.02",
-    "init": "starting image: noise, content, gray, uniform or style-mean",
+    "init": "starting image: mean, noise, content, gray, uniform, style-mean or instant (the "
+    "feed-forward result)",
     "seed": "random seed; the same seed repeats a run",
     "device": "cpu, cuda or cuda:N",
-    "precision": "bf16: autocast of the feature networks, about 2x faster on CPUs with bf16 "
-    "units; fp32: the papers' precision",
-    "backbone": "vgg16-hed (offline) or vgg19-imagenet (downloads torchvision's weights)",
+    "precision": "bf16: autocast of the feature networks, about 2x faster on GPUs and CPUs "
+    "with bf16 units, far slower without; fp32: the papers' precision; auto: bf16 where fast",
+    "backbone": "vgg19-caffe (the papers' VGG-19, offline), vgg19-caffe-full (its full "
+    "precision, online), vgg16-hed (offline) or vgg19-imagenet (torchvision's, online)",
+    "calibration": "activation scaling: none, torchvision (Crowson's tuning) or layer-mean",
+    "convention": "loss normalisation and pixel units: neural-style or crowson",
     "pooling": "max or avg pooling in the feature network",
     "content_layers": "VGG layers of the content loss",
     "content_weight": "content weight (alpha)",
@@ -70,6 +74,7 @@ SETTING_HELP: dict[str, str] = {
     "face_model": "portrait-stylization: facenet-casia (offline) or facenet-vggface2 (online)",
     "background": "replace the content's background first: keep, color:#RRGGBB or texture:FILE",
     "preserve_colors": "keep the content's colours: transfer luminance only (Gatys et al. 2016)",
+    "style_strength": "instant and --init instant: 0 (the content's own style) to 1 (the style's)",
 }
 _LISTS = {"content_layers", "style_layers", "background_layers"}
 _FLOAT_LISTS = {"style_layer_weights", "style_blend_weights"}

@@ -1,6 +1,6 @@
 """How well a result keeps the content's faces (methods.md §5).
 
-Both metrics crop the same boxes from the content and the result (the content resized
+The metrics crop the same boxes from the content and the result (the content resized
 to the result's size, the boxes scaled with it), so face i of the result is the region
 of face i of the content even when a stylized face can no longer be detected.
 
@@ -9,6 +9,9 @@ of face i of the content even when a stylized face can no longer be detected.
   optimises, so the metric is not the objective.
 - :func:`landmark_nme`: mean FaceMesh landmark distance between content and result,
   divided by the content face's inter-ocular distance (outer eye corners).
+- :func:`face_stylization`: how much each face changed relative to the rest of the
+  picture, (1 − SSIM over the face box) / (1 − SSIM outside every face box): 0 when the
+  face is left as the photograph, about 1 when it changed as much as the rest.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from skimage.metrics import structural_similarity
 from torch import Tensor
 
 from .face_losses import FACENET_SIZE
@@ -37,13 +41,18 @@ LANDMARK_PADDING = 0.25
 """Margin of the landmark crops: FaceMesh expects the face box enlarged 1.5 times."""
 OUTER_EYE_CORNERS = (33, 263)
 """FaceMesh landmark indices of the outer eye corners (inter-ocular distance)."""
+REST_MIN_CHANGE = 0.01
+"""Smallest 1 − SSIM outside the faces for which :func:`face_stylization` is defined: below
+it the rest is as good as unchanged (re-encoding alone) and the ratio would measure noise."""
 
 
 class FaceScores(NamedTuple):
-    """A metric's mean over the faces (None without faces) and its value per face."""
+    """A metric's mean over the faces and its value per face; None and [] without faces
+    or where the metric is undefined, ``reason`` saying why (face_stylization only)."""
 
     mean: float | None
     per_face: list[float]
+    reason: str | None = None
 
 
 def _aligned(content: Tensor, result: Tensor, boxes: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -104,6 +113,64 @@ def landmark_nme(content: Tensor, result: Tensor, boxes: Tensor) -> FaceScores:
     return _scores(error / interocular)
 
 
+def _box_masks(boxes: Tensor, size: tuple[int, int]) -> Tensor:
+    """(N, H, W) bool: the pixels of an image of ``size`` (H, W) whose centres lie inside
+    each of boxes (N, 4)."""
+    ys = torch.arange(size[0], dtype=boxes.dtype, device=boxes.device) + 0.5
+    xs = torch.arange(size[1], dtype=boxes.dtype, device=boxes.device) + 0.5
+    rows = (ys >= boxes[:, 1:2]) & (ys < boxes[:, 3:4])
+    cols = (xs >= boxes[:, 0:1]) & (xs < boxes[:, 2:3])
+    return rows[:, :, None] & cols[:, None, :]
+
+
+def _ssim_map(reference: Tensor, image: Tensor) -> Tensor:
+    """Per-pixel SSIM (H, W) of image against reference (3, H, W) in [0, 1] on the CPU,
+    mean over the channels: scikit-image with Wang et al.'s settings (11 px Gaussian
+    window, σ = 1.5, the constants of piq.ssim)."""
+    _, values = structural_similarity(
+        reference.double().numpy(),
+        image.double().numpy(),
+        data_range=1.0,
+        channel_axis=0,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        full=True,
+    )
+    return torch.from_numpy(values).mean(dim=0)
+
+
+@torch.no_grad()
+def face_stylization(content: Tensor, result: Tensor, boxes: Tensor) -> FaceScores:
+    """(1 − SSIM_face) / (1 − SSIM_rest) of each face of result against content.
+
+    SSIM maps at the result's resolution (no downsampling): SSIM_face is the mean of the
+    map over the face's box, computed with the result's pixels outside every face box set
+    to the content's; SSIM_rest is the mean over the pixels outside every box, with the
+    result's face pixels set to the content's. Each term thus sees only its own region's
+    changes, and neither is pulled towards 1 by the other region's matching pixels.
+    Inputs as in :func:`identity_cosine`, ``boxes`` unpadded. Undefined (None, with a
+    reason) when the rest changed by less than :data:`REST_MIN_CHANGE` in 1 − SSIM.
+    """
+    content, result, boxes = _aligned(content, result, boxes)
+    if len(boxes) == 0:
+        return FaceScores(None, [], "no face found in the content")
+    content, result = content[0].cpu(), result[0].cpu()  # scikit-image runs on the CPU
+    faces = _box_masks(boxes.cpu(), (content.shape[-2], content.shape[-1]))
+    on_face = faces.any(dim=0)
+    rest = ~on_face
+    if not bool(rest.any()):
+        return FaceScores(None, [], "the faces cover the whole image")
+    only_rest = torch.where(on_face, content, result)
+    rest_change = 1 - float(_ssim_map(content, only_rest)[rest].mean())
+    if rest_change < REST_MIN_CHANGE:
+        return FaceScores(
+            None, [], f"the rest of the image is unchanged (1 − SSIM {rest_change:.2g})"
+        )
+    face_map = _ssim_map(content, torch.where(on_face, result, content))
+    return _scores(torch.stack([1 - face_map[face].mean() for face in faces]) / rest_change)
+
+
 def content_face_boxes(content: Tensor, min_fraction: float = 0.01) -> Tensor:
     """Faces (N, 4) of content (3, H, W) in [0, 1] (MTCNN) whose box covers at least
     ``min_fraction`` of the image, as the portrait-stylization loss selects them."""
@@ -111,13 +178,18 @@ def content_face_boxes(content: Tensor, min_fraction: float = 0.01) -> Tensor:
     return boxes[filter_small(boxes, (content.shape[-2], content.shape[-1]), min_fraction)]
 
 
-def face_scores(content: Tensor, result: Tensor) -> dict[str, float | list[float] | None]:
-    """identity_cosine (mean), identity_cosine_per_face and landmark_nme of result
-    (3, h, w) against content (3, H, W), on the content's faces (None without faces)."""
+def face_scores(content: Tensor, result: Tensor) -> dict[str, str | float | list[float] | None]:
+    """identity_cosine and face_stylization (means, per face, and why face_stylization is
+    None) and landmark_nme of result (3, h, w) against content (3, H, W), on the content's
+    faces (None without faces)."""
     boxes = content_face_boxes(content)
     identity = identity_cosine(content, result, boxes)
+    stylization = face_stylization(content, result, boxes)
     return {
         "identity_cosine": identity.mean,
         "identity_cosine_per_face": identity.per_face,
         "landmark_nme": landmark_nme(content, result, boxes).mean,
+        "face_stylization": stylization.mean,
+        "face_stylization_per_face": stylization.per_face,
+        "face_stylization_reason": stylization.reason,
     }

@@ -1,14 +1,22 @@
 """VGG feature extraction by layer name, with per-backbone input normalisation and calibration.
 
-Calibration (methods.md §0): a Gram loss grows with the fourth power of the activation
-scale and a content loss with the second, and backbones differ in scale by orders of
-magnitude (a Caffe-convention VGG fed 0-255 against torchvision's [0,1]-normalised
-one), so the same weights would tip the balance on another backbone. Following
-Gatys et al., who normalised VGG so that mean activations over natural images are 1,
-each backbone's mean ReLU activation per layer is measured once on natural images
-(cached beside the weights) and layer l is scaled to :data:`REFERENCE_ACTIVATION`, the
-factors folded into the convolutions. Every backbone then presents features of the same
-mean, and a preset's weights mean the same on all of them.
+A Gram loss grows with the fourth power of the activation scale and a content loss with
+the second, and backbones differ in scale by orders of magnitude (a Caffe-convention VGG
+fed 0-255 against torchvision's [0,1]-normalised one), so a preset's weights only mean
+what their authors meant on the network and input convention they were tuned on. The
+``calibration`` of an extractor says how its activations are scaled (docs/backbones.md):
+
+- ``none``: raw activations. The papers' own network and convention (Gatys, Xing et al.:
+  the original Caffe VGG-19 fed 0-255) need nothing else.
+- ``torchvision``: every layer scaled by the ratio of torchvision's input units to this
+  backbone's (1 / (255 · 0.226) ≈ 1/57.7 for a Caffe-convention network fed 0-255), so a
+  preset tuned on torchvision's VGG-19 (Crowson, paper 2) sees activations of the size it
+  was tuned for.
+- ``layer-mean``: following Gatys et al., who normalised VGG so that mean activations over
+  natural images are 1, each layer's mean ReLU activation is measured once on natural
+  images (cached beside the weights) and scaled to :data:`REFERENCE_ACTIVATION`.
+
+The factors are folded into the convolutions, so calibration costs nothing per step.
 """
 
 from __future__ import annotations
@@ -60,17 +68,45 @@ BACKBONES: dict[str, BackboneSpec] = {
             description="VGG-16 from HED, Caffe convention (offline default)",
         ),
         BackboneSpec(
+            name="vgg19-caffe",
+            arch="vgg19",
+            weights="vgg19-caffe",
+            input_scale=255.0,
+            mean=(123.68, 116.779, 103.939),
+            std=(1.0, 1.0, 1.0),
+            description="original Caffe VGG-19 (the papers' network), 8-bit codebook, offline",
+        ),
+        BackboneSpec(
+            name="vgg19-caffe-full",
+            arch="vgg19",
+            weights="vgg19-caffe-full",
+            input_scale=255.0,
+            mean=(123.68, 116.779, 103.939),
+            std=(1.0, 1.0, 1.0),
+            description="original Caffe VGG-19, full precision (online)",
+        ),
+        BackboneSpec(
             name="vgg19-imagenet",
             arch="vgg19",
             weights="vgg19-imagenet",
             input_scale=1.0,
             mean=(0.485, 0.456, 0.406),
             std=(0.229, 0.224, 0.225),
-            description="torchvision ImageNet VGG-19, the papers' network (online)",
+            description="torchvision ImageNet VGG-19, retrained (Crowson's network; online)",
         ),
     )
 }
-DEFAULT_BACKBONE = "vgg16-hed"
+DEFAULT_BACKBONE = "vgg19-caffe"
+CALIBRATIONS = ("none", "torchvision", "layer-mean")
+TORCHVISION_STD = (0.229, 0.224, 0.225)
+"""Per-channel std of torchvision's input normalisation ([0, 1] units)."""
+
+
+def torchvision_factor(spec: BackboneSpec) -> float:
+    """Ratio of torchvision's input units to ``spec``'s: 1 for torchvision's own
+    convention, 1 / (255 · 0.226) ≈ 0.0173 for a Caffe network fed 0-255."""
+    own = spec.input_scale / (sum(spec.std) / 3)
+    return 1 / (own * sum(TORCHVISION_STD) / 3)
 
 
 def calibration_images() -> list[torch.Tensor]:
@@ -170,10 +206,11 @@ def build_extractor(
     pooling: str = "max",
     first_padding: str = "zeros",
     device: str | torch.device = "cpu",
-    calibrate: bool = True,
+    calibration: str = "none",
     state_dict: dict[str, torch.Tensor] | None = None,
 ) -> FeatureExtractor:
-    """Build a backbone's calibrated extractor; weights come from the registry by default."""
+    """Build a backbone's extractor with ``calibration`` (one of :data:`CALIBRATIONS`, see the
+    module docstring); weights come from the registry by default."""
     try:
         spec = BACKBONES[backbone]
     except KeyError:
@@ -182,12 +219,18 @@ def build_extractor(
         ) from None
     trunk = VGGTrunk(spec.arch, pooling=pooling, first_padding=first_padding)
     trunk.load_state_dict(state_dict if state_dict is not None else load_state_dict(spec.weights))
+    if calibration not in CALIBRATIONS:
+        raise ValueError(f"calibration must be one of {', '.join(CALIBRATIONS)}")
     raw = FeatureExtractor(spec, trunk, {}).to(device)
-    if not calibrate:
+    if calibration == "none":
         return raw
+    if calibration == "torchvision":
+        scales = dict.fromkeys(relu_layers(spec.arch), torchvision_factor(spec))
+        return FeatureExtractor(spec, raw.trunk, scales).to(device)
     key = None
     if state_dict is None:
-        key = f"{spec.name}-{get_spec(spec.weights).sha256[:16]}-{pooling}-{first_padding}"
+        digest = get_spec(spec.weights).checksum[1]
+        key = f"{spec.name}-{digest[:16]}-{pooling}-{first_padding}"
     means = _activation_means(raw, key)
     scales = {name: REFERENCE_ACTIVATION / mean for name, mean in means.items()}
     return FeatureExtractor(spec, raw.trunk, scales).to(device)

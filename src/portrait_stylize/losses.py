@@ -18,16 +18,17 @@ from .features import FeatureExtractor
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+def gram_matrix(features: torch.Tensor, by_channels: bool = False) -> torch.Tensor:
     """Feature correlations normalised by the number of positions.
 
-    (B, C, H, W) -> (B, C, C) float32, G = F Fᵀ / (H·W) (Gatys; Xing et al. eq. 3). The
-    product runs in the features' dtype: bfloat16 features (autocast) are multiplied in
-    bfloat16 with float32 accumulation, about 3x faster on the CPU than in float32.
+    (B, C, H, W) -> (B, C, C) float32, G = F Fᵀ / (H·W) (Gatys; Xing et al. eq. 3), or
+    F Fᵀ / (C·H·W) with ``by_channels`` (neural-style). The product runs in the features'
+    dtype: bfloat16 features (autocast) are multiplied in bfloat16 with float32
+    accumulation, about 3x faster on the CPU than in float32.
     """
     b, c, h, w = features.shape
     flat = features.reshape(b, c, h * w)
-    return (flat @ flat.transpose(1, 2)).float() / (h * w)
+    return (flat @ flat.transpose(1, 2)).float() / (h * w * (c if by_channels else 1))
 
 
 def mean_squared_error(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -89,7 +90,8 @@ class ContentTerm(Term):
 class StyleTerm(Term):
     """Weighted sum over layers of a distance between Gram matrices and style targets.
 
-    ``targets``: layer -> (1, C, C) target Gram; ``layer_weights``: layer -> weight.
+    ``targets``: layer -> (1, C, C) target Gram; ``layer_weights``: layer -> weight;
+    ``by_channels``: the Grams are also divided by C (see :func:`gram_matrix`).
     """
 
     def __init__(
@@ -100,6 +102,7 @@ class StyleTerm(Term):
         criterion: Criterion = gram_squared_error,
         name: str = "style",
         view: nn.Module | None = None,
+        by_channels: bool = False,
     ) -> None:
         super().__init__(name, weight, tuple(targets), view)
         self.targets = nn.ParameterDict(
@@ -107,30 +110,42 @@ class StyleTerm(Term):
         )
         self.layer_weights = dict(layer_weights)
         self.criterion = criterion
+        self.by_channels = by_channels
 
     def forward(self, features: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
         total = features[self.layers[0]].new_zeros(())
         for layer in self.layers:
-            gram = gram_matrix(features[layer])
+            gram = gram_matrix(features[layer], self.by_channels)
             total = total + self.layer_weights[layer] * self.criterion(gram, self.targets[layer])
         return total
 
 
-class TVTerm(Term):
-    """Total variation: mean of squared neighbour differences, replicate-padded."""
+TV_REDUCTIONS = ("mean", "half-sum")
 
-    def __init__(self, weight: float, name: str = "tv") -> None:
+
+class TVTerm(Term):
+    """Total variation of the image in ``units`` per [0, 1] (see :func:`total_variation`)."""
+
+    def __init__(
+        self, weight: float, name: str = "tv", reduction: str = "mean", units: float = 1.0
+    ) -> None:
         super().__init__(name, weight)
+        if reduction not in TV_REDUCTIONS:
+            raise ValueError(f"TV reduction must be one of {', '.join(TV_REDUCTIONS)}")
+        self.reduction = reduction
+        self.units = units
 
     def forward(self, features: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
-        return total_variation(image)
+        return total_variation(image * self.units, self.reduction)
 
 
-def total_variation(image: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> mean over pixels of Δx² + Δy² (zero difference at the far edges)."""
+def total_variation(image: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """(B, C, H, W) -> Δx² + Δy² (zero difference at the far edges), averaged over the
+    elements ("mean", Crowson) or summed and halved ("half-sum", neural-style's TV)."""
     dx = torch.nn.functional.pad(image[..., :, 1:] - image[..., :, :-1], (0, 1, 0, 0))
     dy = torch.nn.functional.pad(image[..., 1:, :] - image[..., :-1, :], (0, 0, 0, 1))
-    return (dx.pow(2) + dy.pow(2)).mean()
+    squares = dx.pow(2) + dy.pow(2)
+    return squares.mean() if reduction == "mean" else 0.5 * squares.sum()
 
 
 class Objective(nn.Module):

@@ -18,10 +18,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import masks
-from .engine import OPTIMIZERS
+from .engine import OPTIMIZERS, bf16_is_fast
 from .face_losses import FACE_MODELS, FaceIDTerm, MeshTerm, content_faces, scale_boxes
 from .faces import DETECTORS
-from .features import BACKBONES, DEFAULT_BACKBONE, FeatureExtractor
+from .features import BACKBONES, CALIBRATIONS, DEFAULT_BACKBONE, FeatureExtractor
+from .instant import stylize_instant
 from .losses import (
     ContentTerm,
     Criterion,
@@ -30,17 +31,40 @@ from .losses import (
     Term,
     TVTerm,
     gram_matrix,
-    gram_squared_error,
     mean_squared_error,
     normalized_squared_error,
 )
+from .nets.magenta import WEIGHTS as MAGENTA_WEIGHTS
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 BACKGROUND_LAYERS = ("relu1_1", "relu2_1", "relu3_1")
 MASKED_GRAM_NORMS = ("background", "full")
-INITS = ("noise", "content", "gray", "uniform", "style-mean")
+INITS = ("mean", "noise", "content", "gray", "uniform", "style-mean", "instant")
 CROWSON_LAYER_WEIGHTS = tuple(w / 341 for w in (256.0, 64.0, 16.0, 4.0, 1.0))
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class Convention:
+    """How a family of presets measures its losses and steps its pixels (docs/backbones.md).
+
+    neural-style (Gatys, Xing et al.): mean squared errors of raw features and of Grams
+    F Fᵀ / (C·H·W), TV = ½ Σ of squared neighbour differences of the 0-255 image, pixels
+    optimised in 0-255 units. crowson: normalised squared errors, Grams F Fᵀ / (H·W), TV =
+    mean of squared differences of the [0, 1] image, pixels in [0, 1].
+    """
+
+    content: Criterion
+    style: Criterion
+    gram_by_channels: bool
+    tv_reduction: str
+    pixel_scale: float
+
+
+CONVENTIONS: dict[str, Convention] = {
+    "neural-style": Convention(mean_squared_error, mean_squared_error, True, "half-sum", 255.0),
+    "crowson": Convention(normalized_squared_error, normalized_squared_error, False, "mean", 1.0),
+}
 
 
 @dataclass
@@ -69,13 +93,22 @@ class Settings:
     optimizer: str = "lbfgs"
     lr: float | None = None
     """Step size; None takes the optimizer's default (L-BFGS 1.0, Adam 0.02)."""
-    init: str = "noise"
+    init: str = "mean"
+    """Start image: mean (ImageNet mean colour, neural-style's start), noise (mid-grey plus
+    Gaussian noise), content, gray, uniform, style-mean."""
     seed: int = 0
     device: str = "cpu"
-    precision: str = "bf16"
+    precision: str = "auto"
     """bf16: autocast of the feature networks (VGG, FaceNet) and their Gram matrices, about
-    1.9x faster on CPUs with bf16 units; fp32: the papers' precision."""
+    1.9x faster on CPUs with bf16 units (AVX-512 BF16, AMX) and on GPUs, but 20-30x slower
+    on CPUs without them; fp32: the papers' precision; auto: bf16 where it is fast."""
     backbone: str = DEFAULT_BACKBONE
+    calibration: str = "none"
+    """Scaling of the backbone's activations: none (raw, the papers' network as is),
+    torchvision (the size torchvision's VGG-19 gives, Crowson's tuning) or layer-mean
+    (every layer's mean activation set to 1/8)."""
+    convention: str = "neural-style"
+    """Loss normalisation and pixel units: neural-style (Gatys family) or crowson."""
     pooling: str = "max"
     content_layers: tuple[str, ...] = ("relu4_2",)
     content_weight: float = 5.0
@@ -83,7 +116,7 @@ class Settings:
     style_layer_weights: tuple[float, ...] | None = None
     """One weight per style layer; None weights each layer 1 (E_s = Σ_l E_s^l)."""
     style_weight: float = 2e2
-    tv_weight: float = 0.5
+    tv_weight: float = 1e-3
     style_scale: float = 1.0
     """Style images are resized to ``size * style_scale`` on their long side."""
     style_blend_weights: tuple[float, ...] | None = None
@@ -118,10 +151,15 @@ class Settings:
     """Replace the content's background before stylizing: keep, color:#RRGGBB or texture:FILE."""
     preserve_colors: bool = False
     """Transfer luminance only and keep the content's colours (Gatys et al. 2016)."""
+    style_strength: float = 1.0
+    """instant (and --init instant): 1 paints with the style's embedding, 0 with the
+    content's own; in between, the embeddings are interpolated."""
 
     @property
     def autocast(self) -> bool:
         """Whether the feature networks run under bfloat16 autocast."""
+        if self.precision == "auto":
+            return bf16_is_fast(self.device)
         return self.precision == "bf16"
 
     def validate(self) -> None:
@@ -131,6 +169,8 @@ class Settings:
             "init": INITS,
             "precision": PRECISIONS,
             "backbone": tuple(BACKBONES),
+            "calibration": CALIBRATIONS,
+            "convention": tuple(CONVENTIONS),
             "pooling": ("max", "avg"),
             "first_padding": ("zeros", "replicate"),
             "method": tuple(METHODS),
@@ -157,6 +197,8 @@ class Settings:
             raise ValueError(f"paper_exact needs {PAPER_EXACT}")
         if not 0 <= self.min_face_fraction < 1:
             raise ValueError("min_face_fraction must be in [0, 1)")
+        if not 0 <= self.style_strength <= 1:
+            raise ValueError("style_strength must be in [0, 1]")
         masks.parse_background(self.background)
 
 
@@ -176,6 +218,8 @@ Builder = Callable[..., Built]
 """build(settings, extractor, content (1, 3, H, W), styles [(1, 3, h, w)], **prepared)."""
 Preparer = Callable[[Settings, torch.Tensor], dict[str, Any]]
 """prepare(settings, full-resolution content (3, H, W)) -> keyword arguments of build."""
+Renderer = Callable[[Settings, torch.Tensor, list[torch.Tensor]], torch.Tensor]
+"""render(settings, content (1, 3, H, W), styles [(1, 3, h, w)]) -> result (1, 3, H, W)."""
 
 
 @dataclass(frozen=True)
@@ -183,30 +227,39 @@ class Method:
     """A named preset: description, default overrides and its loss-term builder.
 
     ``prepare``, when set, runs once per run on the full-resolution content; what it
-    returns is passed to ``build`` at every scale as keyword arguments.
+    returns is passed to ``build`` at every scale as keyword arguments. ``render``, when
+    set, makes the method feed-forward: it replaces the optimisation (and ``build``).
     """
 
     name: str
     description: str
     defaults: dict[str, Any]
-    build: Builder
+    build: Builder | None = None
     paper: str = ""
     notes: list[str] = field(default_factory=list)
     prepare: Preparer | None = None
+    render: Renderer | None = None
+    weights: tuple[str, ...] = ()
+    """Registry names of the networks ``render`` uses (for the run record)."""
 
 
 @torch.no_grad()
 def style_grams(
-    objective: Objective, styles: list[torch.Tensor], layers: Sequence[str], blend: Sequence[float]
+    objective: Objective,
+    styles: list[torch.Tensor],
+    layers: Sequence[str],
+    blend: Sequence[float],
+    by_channels: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Blend of the style images' Gram matrices: layer -> (1, C, C).
 
-    ``styles``: list of (1, 3, H, W); ``blend`` sums to 1.
+    ``styles``: list of (1, 3, H, W); ``blend`` sums to 1; ``by_channels``: see
+    :func:`~portrait_stylize.losses.gram_matrix`.
     """
     grams: dict[str, torch.Tensor] = {}
     for style, share in zip(styles, blend, strict=True):
         for layer, feats in objective.features(style, layers).items():
-            grams[layer] = grams.get(layer, 0) + share * gram_matrix(feats)
+            grams[layer] = grams.get(layer, 0) + share * gram_matrix(feats, by_channels)
     return grams
 
 
@@ -218,31 +271,19 @@ def blend_weights(settings: Settings, n_styles: int) -> list[float]:
     return [w / sum(raw) for w in raw]
 
 
-def build_gatys(
+def build_content_style(
     settings: Settings,
     extractor: FeatureExtractor,
     content: torch.Tensor,
     styles: list[torch.Tensor],
 ) -> Built:
-    """Gatys et al.: content on relu4_2, Gram style on relu1_1..relu5_1, TV (methods.md §1).
+    """Content terms, one Gram style term over ``settings.style_layers`` and TV, measured
+    by ``settings.convention``: Gatys et al. (neural-style) or Crowson at one scale (the
+    scales, Adam and the moving average are in the schedule).
 
     content (1, 3, H, W); styles list of (1, 3, h, w), all in [0, 1].
     """
-    return Built(content_style_terms(settings, extractor, content, styles))
-
-
-def content_style_terms(
-    settings: Settings,
-    extractor: FeatureExtractor,
-    content: torch.Tensor,
-    styles: list[torch.Tensor],
-    content_criterion: Criterion = mean_squared_error,
-    style_criterion: Criterion = gram_squared_error,
-) -> list[Term]:
-    """Content terms, one Gram style term over ``settings.style_layers`` and TV.
-
-    content (1, 3, H, W); styles list of (1, 3, h, w), all in [0, 1].
-    """
+    convention = CONVENTIONS[settings.convention]
     probe = Objective(extractor, [], autocast=settings.autocast)
     layer_weights = settings.style_layer_weights or (1.0,) * len(settings.style_layers)
     terms: list[Term] = []
@@ -252,35 +293,31 @@ def content_style_terms(
         name = "content" if len(settings.content_layers) == 1 else f"content_{layer}"
         terms.append(
             ContentTerm(
-                layer, content_feats[layer], settings.content_weight, content_criterion, name
+                layer, content_feats[layer], settings.content_weight, convention.content, name
             )
         )
-    grams = style_grams(probe, styles, settings.style_layers, blend_weights(settings, len(styles)))
+    blend = blend_weights(settings, len(styles))
+    by_channels = convention.gram_by_channels
+    grams = style_grams(probe, styles, settings.style_layers, blend, by_channels)
     layer_weight_map = dict(zip(settings.style_layers, layer_weights, strict=True))
-    terms.append(StyleTerm(grams, layer_weight_map, settings.style_weight, style_criterion))
-    if settings.tv_weight > 0:
-        terms.append(TVTerm(settings.tv_weight))
-    return terms
-
-
-def build_crowson(
-    settings: Settings,
-    extractor: FeatureExtractor,
-    content: torch.Tensor,
-    styles: list[torch.Tensor],
-) -> Built:
-    """Crowson's style transfer at one scale (methods.md §3): normalised squared error
-    for content and Gram style, TV; the scales, Adam and the EMA are in the schedule."""
-    return Built(
-        content_style_terms(
-            settings,
-            extractor,
-            content,
-            styles,
-            normalized_squared_error,
-            normalized_squared_error,
+    terms.append(
+        StyleTerm(
+            grams,
+            layer_weight_map,
+            settings.style_weight,
+            convention.style,
+            by_channels=by_channels,
         )
     )
+    if settings.tv_weight > 0:
+        terms.append(
+            TVTerm(
+                settings.tv_weight,
+                reduction=convention.tv_reduction,
+                units=convention.pixel_scale,
+            )
+        )
+    return Built(terms)
 
 
 def prepare_portrait_stylization(settings: Settings, content: torch.Tensor) -> dict[str, Any]:
@@ -312,7 +349,7 @@ def build_portrait_stylization(
     (M, 4) from :func:`prepare_portrait_stylization`; None detects them in ``content``.
     A term whose weight is 0 is left out, so with both at 0 this is exactly crowson.
     """
-    built = build_crowson(settings, extractor, content, styles)
+    built = build_content_style(settings, extractor, content, styles)
     if settings.face_weight == 0 and settings.mesh_weight == 0:
         return built
     if faces is None:
@@ -353,7 +390,9 @@ def scale_schedule(settings: Settings) -> list[tuple[int, int]]:
     return [(side, first if i == 0 else settings.iterations) for i, side in enumerate(sizes)]
 
 
-def masked_gram(features: torch.Tensor, mask: torch.Tensor, normalise: str) -> torch.Tensor:
+def masked_gram(
+    features: torch.Tensor, mask: torch.Tensor, normalise: str, by_channels: bool = False
+) -> torch.Tensor:
     """Gram matrix of the features inside a region: (B, C, h, w), (B|1, 1, H, W) -> (B, C, C).
 
     ``mask`` (weights in [0, 1], 1 = inside) is area-resized to (h, w); each position's
@@ -362,12 +401,13 @@ def masked_gram(features: torch.Tensor, mask: torch.Tensor, normalise: str) -> t
     and the style target is reachable whatever share of the frame the region covers;
     "full" divides by h·w, the whole image's area (the literal reading of Xing et al.
     eq. 6), which makes the target for the region's statistics G_s / (region share).
+    ``by_channels`` also divides by C (see :func:`~portrait_stylize.losses.gram_matrix`).
     """
     if normalise not in MASKED_GRAM_NORMS:
         raise ValueError(f"masked_gram_norm must be one of {', '.join(MASKED_GRAM_NORMS)}")
     h, w = features.shape[-2:]
     weights = F.adaptive_avg_pool2d(mask, (h, w)) if mask.shape[-2:] != (h, w) else mask
-    gram = gram_matrix(features * weights.sqrt().to(features.dtype))
+    gram = gram_matrix(features * weights.sqrt().to(features.dtype), by_channels)
     if normalise == "full":
         return gram
     area = weights.sum(dim=(-3, -2, -1)).clamp_min(1e-6)
@@ -400,10 +440,17 @@ class MaskedStyleTerm(StyleTerm):
         background: torch.Tensor,
         weight: float,
         normalise: str,
+        convention: Convention,
         name: str = "background_style",
     ) -> None:
         super().__init__(
-            targets, dict.fromkeys(targets, 1.0), weight, name=name, view=MaskView(background)
+            targets,
+            dict.fromkeys(targets, 1.0),
+            weight,
+            convention.style,
+            name=name,
+            view=MaskView(background),
+            by_channels=convention.gram_by_channels,
         )
         self.normalise = normalise
 
@@ -411,7 +458,7 @@ class MaskedStyleTerm(StyleTerm):
         mask = cast(MaskView, self.view).mask
         total = image.new_zeros(())
         for layer in self.layers:
-            gram = masked_gram(features[layer], mask, self.normalise)
+            gram = masked_gram(features[layer], mask, self.normalise, self.by_channels)
             total = total + self.layer_weights[layer] * self.criterion(gram, self.targets[layer])
         return total
 
@@ -448,20 +495,33 @@ def build_portrait_aware(
     """Xing et al. 2018 (methods.md §2): α E_c + β E_s + γ E_s' + TV.
 
     E_c and E_s (on ``style_layers``, relu3_1..relu5_1 by default) as in
-    :func:`build_gatys`; E_s' on ``background_layers`` of x' = x ∘ y against the style
-    Grams. content (1, 3, H, W); styles list of (1, 3, h, w). Artifact ``mask``:
+    :func:`build_content_style`; E_s' on ``background_layers`` of x' = x ∘ y against the
+    style Grams. content (1, 3, H, W); styles list of (1, 3, h, w). Artifact ``mask``:
     (1, H, W), white = person (the convention of ``--mask FILE``).
     """
     background = background_of(settings, content)
-    built = build_gatys(settings, extractor, content, styles)
+    built = build_content_style(settings, extractor, content, styles)
+    convention = CONVENTIONS[settings.convention]
     probe = Objective(extractor, [], autocast=settings.autocast)
     layers = tuple(settings.background_layers)
-    grams = style_grams(probe, styles, layers, blend_weights(settings, len(styles)))
+    blend = blend_weights(settings, len(styles))
+    grams = style_grams(probe, styles, layers, blend, convention.gram_by_channels)
     built.terms.append(
-        MaskedStyleTerm(grams, background, settings.background_weight, settings.masked_gram_norm)
+        MaskedStyleTerm(
+            grams, background, settings.background_weight, settings.masked_gram_norm, convention
+        )
     )
     built.artifacts["mask"] = 1 - background[0]
     return built
+
+
+def render_instant(
+    settings: Settings, content: torch.Tensor, styles: list[torch.Tensor]
+) -> torch.Tensor:
+    """Magenta's feed-forward network: content (1, 3, H, W) painted in the blended style
+    of styles [(1, 3, h, w)] at ``settings.style_strength``; (1, 3, H, W)."""
+    blend = blend_weights(settings, len(styles))
+    return stylize_instant(content, styles, blend, settings.style_strength)
 
 
 PAPER_EXACT: dict[str, Any] = {"precision": "fp32", "converge_tol": 0.0}
@@ -477,6 +537,8 @@ CROWSON_DEFAULTS: dict[str, Any] = {
     "ema_decay": 0.99,
     "converge_tol": 5e-3,
     "first_padding": "replicate",
+    "convention": "crowson",
+    "calibration": "torchvision",
     "content_weight": 0.015,
     "style_weight": 1.0,
     "style_layer_weights": CROWSON_LAYER_WEIGHTS,
@@ -489,14 +551,14 @@ METHODS: dict[str, Method] = {
             name="gatys",
             description="Gatys et al. 2016, paper 1 weights (α, β) = (5, 2e2), L-BFGS from noise",
             defaults={},
-            build=build_gatys,
+            build=build_content_style,
             paper="Gatys, Ecker, Bethge, CVPR 2016 (baseline of Xing et al., ICIP 2018)",
         ),
         Method(
             name="gatys-plus",
             description="Gatys with the style weight × 20 (paper 1's 'Gatys+')",
             defaults={"style_weight": 4e3},
-            build=build_gatys,
+            build=build_content_style,
             paper="Xing et al., ICIP 2018, Fig. 1(c)",
         ),
         Method(
@@ -506,7 +568,7 @@ METHODS: dict[str, Method] = {
                 "(√2 apart), normalised squared errors, output the moving average"
             ),
             defaults=CROWSON_DEFAULTS,
-            build=build_crowson,
+            build=build_content_style,
             paper="Crowson, style-transfer-pytorch (base of Portrait Stylization)",
         ),
         Method(
@@ -545,6 +607,23 @@ METHODS: dict[str, Method] = {
                 "first conv replicate-padded",
                 "face_weight 0.015 keeps faces close to the photograph; about 0.001-0.002 "
                 "paints them on a large single portrait but loses small faces",
+            ],
+        ),
+        Method(
+            name="instant",
+            description=(
+                "Magenta's feed-forward arbitrary style network: one forward pass, no "
+                "optimisation; --style-strength 0..1"
+            ),
+            defaults={"iterations": 0},
+            render=render_instant,
+            weights=MAGENTA_WEIGHTS,
+            paper="Ghiasi et al., Exploring the structure of a real-time, arbitrary neural "
+            "artistic stylization network, BMVC 2017 (Magenta)",
+            notes=[
+                "each style image's central square goes in at 256 x 256 (the style network's "
+                "size); the content at --size on its long side",
+                "several styles: their 100-d embeddings are blended by --style-blend-weights",
             ],
         ),
     )

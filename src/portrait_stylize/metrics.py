@@ -13,10 +13,12 @@ are pulled towards a perfect match by the other region's share of the box (GMSD,
 standard deviation, is shifted too). Compare methods on the same image and mask, not
 absolute values across images or with other papers' numbers.
 
-Stylization (methods.md §5): Gram distance to the style image over relu1_1..relu5_1 of
-the calibrated default backbone, Σ_l Σ(G_l(x) − G_l(s))² / (4 N_l²), of the whole result
-and of its background (masked Gram of the result's features, normalised by the
-background area). The style image is resized to the result's long side first.
+Stylization: Gram distance to the style image over relu1_1..relu5_1 of
+:data:`EVALUATOR_BACKBONE` (HED's VGG-16, each layer's mean activation calibrated to 1/8),
+Σ_l Σ(G_l(x) − G_l(s))² / (4 N_l²), of the whole result and of its background (masked Gram
+of the result's features, normalised by the background area). The evaluator is a network
+the methods do not optimise (their default is the original VGG-19), so the measure is not
+the objective. The style image is resized to the result's long side first.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from .io import resize_long_side
 from .losses import gram_matrix, gram_squared_error
 from .methods import STYLE_LAYERS, masked_gram
 
+EVALUATOR_BACKBONE = "vgg16-hed"
+"""Feature network of the style distance (calibrated ``layer-mean``)."""
 MIN_BOX = 32
 """Smallest side (px) of a region's box: SSIM's 11 px window and GMSD's 2x pooling fit."""
 REGION_METRICS = ("ssim", "fsimc", "gmsd")
@@ -97,6 +101,11 @@ def style_distance(
     return total
 
 
+def style_evaluator(device: str = "cpu") -> FeatureExtractor:
+    """The feature network of :func:`style_distance`: :data:`EVALUATOR_BACKBONE`, calibrated."""
+    return build_extractor(EVALUATOR_BACKBONE, calibration="layer-mean", device=device)
+
+
 def _batch(image: torch.Tensor) -> torch.Tensor:
     """(C, H, W) or (1, C, H, W) -> (1, C, H, W) float."""
     return (image[None] if image.dim() == 3 else image).float()
@@ -115,7 +124,7 @@ def evaluate(
     Images (3, H, W) or (1, 3, H, W) in [0, 1]; the content is resized to the result's size.
     ``mask``: person mask (H, W), (1, H, W) or (1, 1, H, W), white = person, thresholded at
     0.5 after resizing; None segments the content. ``extractor``: the feature network of
-    the style distances (default: the calibrated default backbone). Returns fg_ssim,
+    the style distances (default: :func:`style_evaluator`). Returns fg_ssim,
     fg_fsimc, fg_gmsd, bg_ssim, bg_fsimc, bg_gmsd (None for an empty region),
     style_distance and bg_style_distance (None without ``style``).
     """
@@ -139,7 +148,7 @@ def evaluate(
             scores[f"{prefix}_{name}"] = None if values is None else values[name]
     scores["style_distance"] = scores["bg_style_distance"] = None
     if style is not None:
-        extractor = extractor or build_extractor()
+        extractor = extractor or style_evaluator()
         style_t = resize_long_side(_batch(style), max(size))
         scores["style_distance"] = style_distance(result, style_t, extractor)
         background = (~foreground)[None, None].float()

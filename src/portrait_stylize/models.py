@@ -7,6 +7,7 @@ import functools
 from torch import nn
 
 from .nets.facenet import InceptionResnetV1, load_facenet
+from .nets.magenta import StylePredictor, StyleTransformer, load_magenta
 from .nets.mediapipe import load_mediapipe
 from .nets.mtcnn import MTCNN, load_mtcnn
 
@@ -27,3 +28,9 @@ def mediapipe(name: str, device: str) -> nn.Module:
 def facenet(name: str, device: str, replicate_pad: bool = False) -> InceptionResnetV1:
     """FaceNet ``name`` on ``device``; ``replicate_pad`` pads its first conv (paper 2's loss)."""
     return load_facenet(name, device, replicate_pad=replicate_pad)
+
+
+@functools.lru_cache(maxsize=4)
+def magenta(device: str) -> tuple[StylePredictor, StyleTransformer]:
+    """Magenta's arbitrary stylization pair (style prediction, transformer) on ``device``."""
+    return load_magenta(device)

@@ -22,13 +22,15 @@ LABELS = {
     "bg_style_distance": "style distance, background",
     "identity_cosine": "face identity cosine, facenet-msceleb (higher: kept)",
     "landmark_nme": "face landmark NME (lower: kept)",
+    "face_stylization": "face stylization, face/rest 1-SSIM (0: as photo, 1: as rest)",
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Compare a result with its content over the portrait and the background (SSIM, "
-        "FSIMc, GMSD) and on the content's faces (identity cosine, landmark NME) and, with "
+        "FSIMc, GMSD) and on the content's faces (identity cosine, landmark NME, face "
+        "stylization: the faces' 1 - SSIM over that of the rest of the image) and, with "
         "--style, measure its Gram distance to the style image."
     )
     parser.add_argument("content", help="the photograph that was stylized")
@@ -53,7 +55,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     width = max(len(label) for label in LABELS.values())
     for key, label in LABELS.items():
-        value = scores[key]
-        shown = "-" if value is None else f"{value:.4g}"
-        print(f"{label:<{width}}  {shown}")
+        print(f"{label:<{width}}  {_shown(scores, key)}")
     return 0
+
+
+def _shown(scores: dict[str, Any], key: str) -> str:
+    """A table cell: the value to 4 digits, followed by the values per face when there are
+    several; "-" when None, followed by the reason when the scores give one."""
+    value = scores[key]
+    if value is None:
+        reason = scores.get(f"{key}_reason")
+        return f"- ({reason})" if reason else "-"
+    per_face = scores.get(f"{key}_per_face", [])
+    if len(per_face) < 2:
+        return f"{value:.4g}"
+    return f"{value:.4g} (per face: {', '.join(f'{v:.4g}' for v in per_face)})"

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
                 "size_bytes": spec.size_bytes,
                 "license": spec.license,
                 "sources": _source_kind(spec),
-                "sha256": spec.sha256,
+                spec.checksum[0]: spec.checksum[1],
                 "description": spec.description,
             }
             for spec in REGISTRY.values()

@@ -85,6 +85,12 @@ def _trunk_state_dict(arch: str, convs: dict[str, tuple[torch.Tensor, torch.Tens
     return state
 
 
+def _bgr_to_rgb_first_conv(convs: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> None:
+    """Flip conv1_1's input channels in place so a BGR-trained trunk takes RGB."""
+    weight, bias = convs["conv1_1"]
+    convs["conv1_1"] = (weight.flip(1).contiguous(), bias)
+
+
 def vgg16_state_dict_from_hed_h5(path: Path) -> dict[str, torch.Tensor]:
     """Read the VGG-16 trunk of HED's Keras weights (h5py only) as a trunk state dict.
 
@@ -99,13 +105,59 @@ def vgg16_state_dict_from_hed_h5(path: Path) -> dict[str, torch.Tensor]:
                 group = h5[f"block{block}/layers/conv2d{suffix}/vars"]
                 kernel = np.asarray(group["0"], dtype=np.float32).transpose(3, 2, 0, 1)
                 bias = np.asarray(group["1"], dtype=np.float32)
-                if (block, index) == (1, 1):
-                    kernel = kernel[:, ::-1]
                 convs[f"conv{block}_{index}"] = (
                     torch.from_numpy(np.ascontiguousarray(kernel)),
                     torch.from_numpy(bias),
                 )
+    _bgr_to_rgb_first_conv(convs)
     return _trunk_state_dict("vgg16", convs)
+
+
+def vgg19_state_dict_from_codebook(path: Path) -> dict[str, torch.Tensor]:
+    """Decode the 8-bit codebook file of the original (Caffe-trained) VGG-19.
+
+    The file is a ``torch.save`` dictionary with, per conv ``block{b}_conv{i}``: ``_W_q``
+    (uint8 indices, out x in x 3 x 3), ``_W_table`` (256 float32 centroids) and ``_b``
+    (float32 bias); weight = table[index]. Kernels expect BGR input; conv1_1 is flipped
+    to take RGB (still 0-255 minus the Caffe mean).
+    """
+    packed = torch.load(path, map_location="cpu", weights_only=True)
+    convs = {}
+    for block, widths in enumerate(VGG_BLOCKS["vgg19"], start=1):
+        for index in range(1, len(widths) + 1):
+            key = f"block{block}_conv{index}"
+            indices, table = packed[f"{key}_W_q"], packed[f"{key}_W_table"]
+            if indices.dtype != torch.uint8 or table.shape != (256,):
+                raise ValueError(f"{path}: {key} is not an 8-bit codebook layer")
+            weight = table.float()[indices.long()]
+            convs[f"conv{block}_{index}"] = (weight, packed[f"{key}_b"].float())
+    _bgr_to_rgb_first_conv(convs)
+    return _trunk_state_dict("vgg19", convs)
+
+
+def vgg19_state_dict_from_keras_h5(path: Path) -> dict[str, torch.Tensor]:
+    """Read Keras' full-precision VGG-19 (``..._notop.h5``, the original Caffe weights,
+    BGR) with h5py: per layer ``block{b}_conv{i}`` a kernel (HWIO) and a bias, named
+    ``*_W_1:0``/``*_b_1:0`` or ``kernel:0``/``bias:0`` depending on the Keras version."""
+    convs = {}
+    with h5py.File(path, "r") as h5:
+        for block, widths in enumerate(VGG_BLOCKS["vgg19"], start=1):
+            for index in range(1, len(widths) + 1):
+                key = f"block{block}_conv{index}"
+                arrays: list[np.ndarray] = []
+                h5[key].visititems(
+                    lambda _name, item, found=arrays: (
+                        found.append(np.asarray(item)) if isinstance(item, h5py.Dataset) else None
+                    )
+                )
+                kernel = next(a for a in arrays if a.ndim == 4).astype(np.float32)
+                bias = next(a for a in arrays if a.ndim == 1).astype(np.float32)
+                convs[f"conv{block}_{index}"] = (
+                    torch.from_numpy(np.ascontiguousarray(kernel.transpose(3, 2, 0, 1))),
+                    torch.from_numpy(bias),
+                )
+    _bgr_to_rgb_first_conv(convs)
+    return _trunk_state_dict("vgg19", convs)
 
 
 def vgg_state_dict_from_torchvision(path: Path) -> dict[str, torch.Tensor]:

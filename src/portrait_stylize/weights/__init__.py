@@ -8,10 +8,10 @@ from .registry import (
     WeightsError,
     WeightSpec,
     cache_root,
+    file_digest,
     get_spec,
     load_state_dict,
     register,
-    sha256_file,
     weight_path,
 )
 
@@ -22,9 +22,9 @@ __all__ = [
     "WeightSpec",
     "WeightsError",
     "cache_root",
+    "file_digest",
     "get_spec",
     "load_state_dict",
     "register",
-    "sha256_file",
     "weight_path",
 ]

