@@ -14,11 +14,9 @@ one image). Prints a Markdown table; times are medians of warm runs.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,23 +24,14 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import torch
+from bench_networks import median_seconds
 
 from portrait_stylize.nets.magenta import EMBEDDING, STYLE_SIZE, WEIGHTS, load_magenta
 from portrait_stylize.weights import weight_path
 
 ROOT = Path(__file__).resolve().parents[1]
-CONTENT = ROOT.parent / "shared" / "data" / "content" / "astronaut.jpg"
-STYLE = ROOT.parent / "shared" / "data" / "style" / "starry_night.jpg"
-
-
-def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+CONTENT = ROOT / "examples" / "astronaut.jpg"
+STYLE = ROOT / "examples" / "starry_night.jpg"
 
 
 def _free_session(name: str, threads: int) -> ort.InferenceSession:
@@ -102,14 +91,14 @@ def main() -> None:
         ("style prediction 256², torch replay", 4, torch_predict(4)),
     ]
     for label, batch, fn in cases:
-        rows.append((label, batch, _median_seconds(fn, args.repeats) / batch))
+        rows.append((label, batch, median_seconds(fn, args.repeats) / batch))
 
     with tempfile.TemporaryDirectory() as tmp:
         command = [
             *(sys.executable, "-m", "portrait_stylize.cli", str(CONTENT), str(STYLE)),
             *("-o", f"{tmp}/out.png", "--method", "instant", "--size", str(size), "-q"),
         ]
-        cli = _median_seconds(lambda: subprocess.run(command, check=True), 2)
+        cli = median_seconds(lambda: subprocess.run(command, check=True), 2)
     rows.append((f"`portrait-stylize ... --method instant` at {size} px, wall", 1, cli))
 
     baseline = {label.split(",")[0]: t for label, _, t in rows if "onnxruntime" in label}

@@ -47,7 +47,7 @@ def _scalar(output: object) -> torch.Tensor:
     return sum(_scalar(v) for v in values if isinstance(v, torch.Tensor | dict | tuple))  # type: ignore[return-value]
 
 
-def _median_seconds(work: Callable[[], object], repeats: int) -> float:
+def median_seconds(work: Callable[[], object], repeats: int) -> float:
     work()  # warm-up
     times = []
     for _ in range(repeats):
@@ -75,8 +75,8 @@ def main() -> None:
                 pixels = x.clone().requires_grad_(True)
                 _scalar(forward(pixels)).backward()
 
-            f = _median_seconds(fwd, args.repeats) * 1000
-            fb = _median_seconds(fwd_bwd, args.repeats) * 1000
+            f = median_seconds(fwd, args.repeats) * 1000
+            fb = median_seconds(fwd_bwd, args.repeats) * 1000
             print(f"| {name} | {size}² | {batch} | {f:.1f} | {fb:.1f} | {fb / f:.2f}x |")
     print(f"\n{torch.get_num_threads()} torch threads, median of {args.repeats} runs.")
 

@@ -167,7 +167,11 @@ def test_gatys_family_uses_neural_style_and_crowson_its_own() -> None:
     )
     for method in ("crowson", "portrait-stylization"):
         settings = resolve_settings(method)
-        assert (settings.convention, settings.calibration) == ("crowson", "torchvision")
+        assert (settings.convention, settings.backbone, settings.calibration) == (
+            "crowson",
+            "vgg16-hed",
+            "layer-mean",
+        )
     assert CONVENTIONS["neural-style"].pixel_scale == 255.0
 
 

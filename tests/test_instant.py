@@ -93,8 +93,12 @@ def _tiny_graph(path: str) -> None:
         helper.make_node("Add", ["sq", "rf"], ["a"]),
         helper.make_node("Reciprocal", ["hi"], ["inv"]),
         helper.make_node("Mul", ["a", "inv"], ["am"]),
-        helper.make_node("Relu", ["am"], ["u"]),
-        helper.make_node("Pad", ["u", "pads"], ["up"], mode="reflect"),
+        helper.make_node("Relu", ["am"], ["r0"]),
+        helper.make_node("QuantizeLinear", ["r0", "s_a", "z_a"], ["r0q"]),
+        helper.make_node("DequantizeLinear", ["r0q", "s_a", "z_a"], ["u"]),
+        helper.make_node("Pad", ["u", "pads"], ["p0"], mode="reflect"),
+        helper.make_node("QuantizeLinear", ["p0", "s_a", "z_a"], ["p0q"]),  # on its grid
+        helper.make_node("DequantizeLinear", ["p0q", "s_a", "z_a"], ["up"]),
         helper.make_node(
             "Resize",
             ["up", "roi", "scales"],
@@ -121,14 +125,29 @@ def test_replay_matches_onnxruntime_on_a_small_qdq_graph(tmp_path) -> None:
     _tiny_graph(path)
     x = np.random.default_rng(1).random((1, 12, 10, 3), dtype=np.float32)
     (expected,) = _reference((tmp_path / "tiny.onnx").read_bytes()).run(None, {"x": x})
+    kept = x.copy()
     with torch.no_grad():
         (got,) = ONNXModule(path)(torch.from_numpy(x)).values()
     assert got.shape == expected.shape
     np.testing.assert_allclose(got.numpy(), expected, atol=1e-5)
+    np.testing.assert_array_equal(x, kept)  # the replay overwrites only its own tensors
     twice = torch.from_numpy(np.concatenate([x, x]))  # a batch of 2 through Reshape [1, ...]
     with torch.no_grad():
         (pair,) = ONNXModule(path)(twice).values()
     torch.testing.assert_close(pair[1:], got)
+
+
+def test_replay_passes_straight_through_gradients(tmp_path) -> None:
+    path = str(tmp_path / "tiny.onnx")
+    _tiny_graph(path)
+    x = torch.rand(1, 12, 10, 3, generator=torch.Generator().manual_seed(1))
+    net = ONNXModule(path)
+    with torch.no_grad():
+        (exact,) = net(x).values()
+    (y,) = net(x.requires_grad_()).values()
+    torch.testing.assert_close(y.detach(), exact, atol=1 / 64, rtol=0)  # rare tie flips
+    y.sum().backward()
+    assert x.grad is not None and bool(x.grad.isfinite().all()) and float(x.grad.abs().sum()) > 0
 
 
 def test_unsupported_operator_names_the_node(tmp_path) -> None:

@@ -21,6 +21,7 @@ The factors are folded into the convolutions, so calibration costs nothing per s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import cast
@@ -55,6 +56,15 @@ class BackboneSpec:
     description: str
 
 
+_VGG19_CAFFE = BackboneSpec(
+    name="vgg19-caffe",
+    arch="vgg19",
+    weights="vgg19-caffe",
+    input_scale=255.0,
+    mean=(123.68, 116.779, 103.939),
+    std=(1.0, 1.0, 1.0),
+    description="original Caffe VGG-19 (the papers' network), 8-bit codebook, offline",
+)
 BACKBONES: dict[str, BackboneSpec] = {
     spec.name: spec
     for spec in (
@@ -67,22 +77,11 @@ BACKBONES: dict[str, BackboneSpec] = {
             std=(1.0, 1.0, 1.0),
             description="VGG-16 from HED, Caffe convention (offline default)",
         ),
-        BackboneSpec(
-            name="vgg19-caffe",
-            arch="vgg19",
-            weights="vgg19-caffe",
-            input_scale=255.0,
-            mean=(123.68, 116.779, 103.939),
-            std=(1.0, 1.0, 1.0),
-            description="original Caffe VGG-19 (the papers' network), 8-bit codebook, offline",
-        ),
-        BackboneSpec(
+        _VGG19_CAFFE,
+        dataclasses.replace(
+            _VGG19_CAFFE,
             name="vgg19-caffe-full",
-            arch="vgg19",
             weights="vgg19-caffe-full",
-            input_scale=255.0,
-            mean=(123.68, 116.779, 103.939),
-            std=(1.0, 1.0, 1.0),
             description="original Caffe VGG-19, full precision (online)",
         ),
         BackboneSpec(

@@ -95,7 +95,7 @@ class Settings:
     """Step size; None takes the optimizer's default (L-BFGS 1.0, Adam 0.02)."""
     init: str = "mean"
     """Start image: mean (ImageNet mean colour, neural-style's start), noise (mid-grey plus
-    Gaussian noise), content, gray, uniform, style-mean."""
+    Gaussian noise), content, gray, uniform, style-mean, instant (the feed-forward result)."""
     seed: int = 0
     device: str = "cpu"
     precision: str = "auto"
@@ -538,7 +538,10 @@ CROWSON_DEFAULTS: dict[str, Any] = {
     "converge_tol": 5e-3,
     "first_padding": "replicate",
     "convention": "crowson",
-    "calibration": "torchvision",
+    # Kept on the backbone its weights were balanced on here (docs/backbones.md): on the
+    # original VGG-19 in torchvision units the face loss at 0.015 no longer keeps faces.
+    "backbone": "vgg16-hed",
+    "calibration": "layer-mean",
     "content_weight": 0.015,
     "style_weight": 1.0,
     "style_layer_weights": CROWSON_LAYER_WEIGHTS,
