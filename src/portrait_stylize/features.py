@@ -97,15 +97,16 @@ BACKBONES: dict[str, BackboneSpec] = {
 }
 DEFAULT_BACKBONE = "vgg19-caffe"
 CALIBRATIONS = ("none", "torchvision", "layer-mean")
-TORCHVISION_STD = (0.229, 0.224, 0.225)
-"""Per-channel std of torchvision's input normalisation ([0, 1] units)."""
 
 
 def torchvision_factor(spec: BackboneSpec) -> float:
     """Ratio of torchvision's input units to ``spec``'s: 1 for torchvision's own
     convention, 1 / (255 · 0.226) ≈ 0.0173 for a Caffe network fed 0-255."""
-    own = spec.input_scale / (sum(spec.std) / 3)
-    return 1 / (own * sum(TORCHVISION_STD) / 3)
+
+    def units(backbone: BackboneSpec) -> float:
+        return backbone.input_scale / (sum(backbone.std) / 3)
+
+    return units(BACKBONES["vgg19-imagenet"]) / units(spec)
 
 
 def calibration_images() -> list[torch.Tensor]:
