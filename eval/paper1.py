@@ -24,14 +24,13 @@ from typing import Any
 import torch
 from PIL import Image
 
-from portrait_stylize.api import stylize
+from portrait_stylize.api import save_result, stylize
 from portrait_stylize.faces import crop_faces, detect_faces, square_boxes
 from portrait_stylize.io import (
     load_image,
     record_path,
     resize_long_side,
     save_image,
-    save_record,
 )
 from portrait_stylize.masks import person_mask
 from portrait_stylize.methods import resolve_settings
@@ -85,8 +84,7 @@ def run_once(content: Path, style: Path, method: str, out: Path, args, mask: Pat
         and json.loads(record.read_text()).get("settings") == json.loads(json.dumps(wanted))
     ):
         result = stylize(content, style, method, **overrides)
-        save_image(result.image, out)
-        save_record(result.record, out)
+        save_result(result, out)
         print(f"{out.name}: {result.record['wall_time_s']:.0f} s", file=sys.stderr, flush=True)
     return out
 

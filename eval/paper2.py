@@ -32,7 +32,7 @@ from paper1 import (  # the sibling script's helpers and paths
     write_generated,
 )
 
-from portrait_stylize.api import stylize
+from portrait_stylize.api import save_result, stylize
 from portrait_stylize.face_metrics import content_face_boxes, identity_cosine, landmark_nme
 from portrait_stylize.faces import crop_faces, square_boxes
 from portrait_stylize.features import FeatureExtractor
@@ -40,8 +40,6 @@ from portrait_stylize.io import (
     load_image,
     record_path,
     resize_long_side,
-    save_image,
-    save_record,
 )
 from portrait_stylize.metrics import evaluate, style_evaluator
 
@@ -78,8 +76,7 @@ def run_once(content: Path, style: Path, label: str, out: Path, args: argparse.N
             reduced = {"initial_iterations": args.initial, "iterations": args.iterations}
             settings |= {"precision": "bf16", "converge_tol": 0.0, **reduced}
         result = stylize(content, style, method, **settings)
-        save_image(result.image, out)
-        save_record(result.record, out)
+        save_result(result, out)
         print(f"{out.name}: {result.record['wall_time_s']:.0f} s", file=sys.stderr, flush=True)
     return out
 

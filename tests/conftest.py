@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from portrait_stylize.features import BACKBONES, FeatureExtractor, relu_layers
 from portrait_stylize.nets.vgg import VGGTrunk
@@ -41,3 +43,15 @@ def tiny_extractor() -> FeatureExtractor:
     torch.manual_seed(0)
     trunk = VGGTrunk("vgg16")
     return FeatureExtractor(BACKBONES["vgg16-hed"], trunk, dict.fromkeys(relu_layers("vgg16"), 1.0))
+
+
+@pytest.fixture
+def pair(tmp_path) -> tuple[Path, Path]:
+    """A small content and style image."""
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:40, 0:48]
+    content = np.stack([x * 5, y * 6, 128 + 0 * x], axis=2).astype(np.uint8)
+    Image.fromarray(content).save(tmp_path / "content.png")
+    style = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    Image.fromarray(style).save(tmp_path / "style.jpg")
+    return tmp_path / "content.png", tmp_path / "style.jpg"

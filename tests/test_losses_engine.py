@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import pytest
@@ -280,7 +281,11 @@ def test_progress_bar_moves_to_the_next_stage_when_a_stage_ends_early() -> None:
     from portrait_stylize.callbacks import ProgressBar
     from portrait_stylize.engine import Step
 
-    bar = ProgressBar([10, 5])
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    bar = ProgressBar([10, 5], stream=Terminal())
 
     def step(stage: int, iteration: int) -> Step:
         return Step(iteration, 10, stage, 2, (8, 8), 1.0, {}, 0.0, torch.zeros(1))

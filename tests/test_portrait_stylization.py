@@ -221,3 +221,34 @@ def test_real_run_keeps_identity_better_than_crowson() -> None:
     painted = evaluate(small, crowson.image)["fg_ssim"]
     pure_texture = evaluate(small, texture)["fg_ssim"]
     assert painted > pure_texture + 0.08, (painted, pure_texture)
+
+
+def test_embedding_hinge_pulls_only_below_the_identity_target() -> None:
+    generator = torch.Generator().manual_seed(1)
+    content = torch.rand(1, 3, 96, 128, generator=generator)
+    boxes = torch.tensor([[20.0, 10.0, 80.0, 70.0], [60.0, 20.0, 120.0, 80.0]])
+    image = (content + 0.3 * torch.randn(content.shape, generator=generator)).clamp(0, 1)
+    strict = FaceIDTerm(boxes, content, 1.0, loss="embedding", identity=1.0)
+    assert float(strict({}, content)) == pytest.approx(0.0, abs=1e-5)
+    cosines = strict.cosines(image)
+    assert cosines.shape == (2,) and float(cosines.max()) < 1
+    image.requires_grad_(True)
+    loss = strict({}, image)
+    assert float(loss.detach()) == pytest.approx(float((1 - cosines).mean()), abs=1e-5)
+    (grad,) = torch.autograd.grad(loss, image)
+    assert float(grad.abs().sum()) > 0
+    # below the faces' current cosines the hinge lets go: no loss, no gradient
+    loose = FaceIDTerm(boxes, content, 1.0, loss="embedding", identity=float(cosines.min()) - 0.01)
+    (grad,) = torch.autograd.grad(loose({}, image), image, allow_unused=True)
+    assert grad is None or float(grad.abs().sum()) == 0
+    with pytest.raises(ValueError, match="face_loss"):
+        FaceIDTerm(boxes, content, 1.0, loss="pixels")
+
+
+def test_paper_exact_restores_the_papers_face_loss() -> None:
+    default = resolve_settings("portrait-stylization")
+    assert (default.face_loss, default.identity) == ("embedding", 0.9)
+    exact = resolve_settings("portrait-stylization", {"paper_exact": True})
+    assert (exact.face_loss, exact.face_weight) == ("activations", 0.015)
+    with pytest.raises(ValueError, match="identity"):
+        resolve_settings("portrait-stylization", {"identity": 1.5})

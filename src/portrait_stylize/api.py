@@ -19,22 +19,36 @@ import PIL
 import torch
 import torch.nn.functional as F
 
-from . import __version__, color, masks
-from .engine import NON_FINITE, AdamState, Callback, StageResult, optimise
+from . import __version__, checkpoint, color, masks, models
+from .checkpoint import RunCheckpoint, input_digest
+from .engine import (
+    AdamState,
+    Callback,
+    CancelToken,
+    FacesFound,
+    StageFinished,
+    StageResult,
+    StageStarted,
+    StageState,
+    StopReason,
+    notify,
+    optimise,
+)
+from .errors import DeviceError, InputError, SettingsError
 from .face_losses import scale_boxes
-from .features import build_extractor
-from .io import ImageSource, LoadedImage, load_image, resize_long_side
+from .features import BACKBONES, FeatureExtractor
+from .io import ImageSource, LoadedImage, load_image, resize_long_side, save_image, save_record
 from .losses import Objective
 from .methods import (
     CONVENTIONS,
     METHODS,
+    Built,
     Renderer,
     Settings,
     render_instant,
     resolve_settings,
     scale_schedule,
 )
-from .nets.magenta import WEIGHTS as MAGENTA_WEIGHTS
 from .weights import get_spec
 
 
@@ -51,6 +65,7 @@ class StylizeResult:
 
     @property
     def stopped(self) -> str | None:
+        """Why the run ended early (a :class:`~portrait_stylize.engine.StopReason` value)."""
         return self.record["stopped"]
 
 
@@ -58,14 +73,12 @@ def resolve_device(name: str) -> torch.device:
     """``cpu`` or ``cuda[:N]``; a clear error when CUDA is asked for and absent."""
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA GPU is available")
+        raise DeviceError("device 'cuda' requested but no CUDA GPU is available")
     return device
 
 
 NOISE_STD = 0.1
 """Standard deviation of the white-noise start around mid-gray."""
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-"""ImageNet's mean colour in [0, 1] RGB: neural-style's start image (its zero input)."""
 MEAN_NOISE_STD = 0.001 / 255
 """neural-style's start: the mean plus Gaussian noise of std 0.001 in 0-255 units."""
 
@@ -75,15 +88,15 @@ def initial_image(
 ) -> torch.Tensor:
     """The starting image (1, 3, H, W) for content (1, 3, H, W), seeded.
 
-    mean: ImageNet's mean colour plus faint noise (neural-style); noise: mid-gray plus white
-    Gaussian noise; uniform: U(0, 1) per pixel; style-mean: the mean colour of the style
+    mean: the backbone's zero input (ImageNet's mean colour) plus faint noise (neural-style);
+    noise: mid-gray plus white Gaussian noise; uniform: U(0, 1) per pixel; style-mean: the mean colour of the style
     images; instant: the ``instant`` method's result. ``styles``: (1, 3, h, w), any size.
     """
     generator = torch.Generator().manual_seed(settings.seed)
     if settings.init == "instant":
         return render_instant(settings, content, styles)
     if settings.init == "mean":
-        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        mean = torch.tensor(BACKBONES[settings.backbone].zero_input).view(1, 3, 1, 1)
         start = mean + MEAN_NOISE_STD * torch.randn(content.shape, generator=generator)
         return start.to(content.device)
     if settings.init == "content":
@@ -134,13 +147,14 @@ def run_with_fallback(
     image: torch.Tensor,
     iterations: int,
     adam_state: AdamState | None,
+    resume: StageState | None = None,
 ) -> StageResult:
-    """``run_stage(image, iterations=, adam_state=)`` for (1, 3, H, W) ``image``; when the
-    loss turns non-finite under bf16 autocast, warn and run the remaining steps in fp32
-    from the last good image with a fresh optimiser (its moments hold the non-finite
+    """``run_stage(image, iterations=, adam_state=, resume=)`` for (1, 3, H, W) ``image``;
+    when the loss turns non-finite under bf16 autocast, warn and run the remaining steps in
+    fp32 from the last good image with a fresh optimiser (its moments hold the non-finite
     gradient); the objective stays fp32 afterwards."""
-    result = run_stage(image, iterations=iterations, adam_state=adam_state)
-    if result.stopped != NON_FINITE or not objective.autocast:
+    result = run_stage(image, iterations=iterations, adam_state=adam_state, resume=resume)
+    if result.stopped != StopReason.NON_FINITE or not objective.autocast:
         return result
     good = result.iterations - 1
     warnings.warn(
@@ -149,9 +163,7 @@ def run_with_fallback(
         stacklevel=2,
     )
     objective.autocast = False
-    rest = run_stage(result.image, iterations=iterations - good, adam_state=None)
-    rest.iterations += good
-    return rest
+    return run_stage(result.image, iterations=iterations, adam_state=None, first_iteration=good)
 
 
 def _face_boxes(prepared: dict[str, Any], content: torch.Tensor) -> list[list[float]] | None:
@@ -171,6 +183,10 @@ def stylize(
     callbacks: Sequence[Callback] = (),
     keep_alpha: bool = False,
     max_pixels: int = 64_000_000,
+    cancel: CancelToken | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 0,
+    resume: bool = False,
     **overrides: Any,
 ) -> StylizeResult:
     """Paint ``content`` in the style of ``style`` (one image or several).
@@ -178,106 +194,233 @@ def stylize(
     Images are paths, PIL images, (H, W, C) arrays or (C, H, W) tensors in [0, 1].
     ``overrides`` set any field of :class:`~portrait_stylize.methods.Settings`
     (``size``, ``iterations``, ``seed``, ``style_weight``, ...). Returns the image and
-    its run record; ``callbacks`` receive every optimisation step.
+    its run record; ``callbacks`` receive every optimisation step, and those with an
+    ``on_event`` method the run's other events (:data:`~portrait_stylize.engine.Event`).
+
+    ``cancel`` stops the run from any thread: the result is then the last good image,
+    ``stopped`` "cancelled". With ``checkpoint`` (a path; the CLI's is
+    :func:`~portrait_stylize.checkpoint.checkpoint_path` of the output) the run saves its
+    progress there at every stage boundary, every ``checkpoint_every`` steps and when
+    cancelled; ``resume`` continues from it, and refuses (InputError, SettingsError) when
+    the inputs or settings differ.
     """
     settings = resolve_settings(method, overrides)
     device = resolve_device(settings.device)
     content_image = _as_loaded(content, max_pixels, "keep" if keep_alpha else "composite")
     style_list = [style] if not isinstance(style, list | tuple) else list(style)
     if not style_list:
-        raise ValueError("at least one style image is needed")
+        raise InputError("at least one style image is needed")
     style_images = [_as_loaded(s, max_pixels, "composite") for s in style_list]
+    if resume and checkpoint is None:
+        raise SettingsError("resume needs the checkpoint to resume from")
+    saver = None
+    if checkpoint is not None:
+        digest = input_digest([content_image.rgb, *(s.rgb for s in style_images)])
+        saver = _Checkpoints(Path(checkpoint), checkpoint_every, settings, digest)
+    saved = saver.load(device) if saver is not None and resume else None
 
     started = time.perf_counter()
-    content_rgb = masks.replace_background(content_image.rgb, settings.background)
-    preset = METHODS[settings.method]
-    prepared = preset.prepare(settings, content_rgb.to(device)) if preset.prepare else {}
-    content_image = dataclasses.replace(content_image, rgb=content_rgb)
-    if settings.preserve_colors:
-        gray, grays = color.luminance_only(content_rgb, [s.rgb for s in style_images])
-        content_image = dataclasses.replace(content_image, rgb=gray)
-        style_images = [
-            dataclasses.replace(s, rgb=g) for s, g in zip(style_images, grays, strict=True)
-        ]
-    if preset.render is not None:
-        return _feed_forward(
-            preset.render, settings, content_image, style_images, content_rgb, device, started
-        )
-    extractor = build_extractor(
-        settings.backbone,
-        pooling=settings.pooling,
-        first_padding=settings.first_padding,
-        device=device,
-        calibration=settings.calibration,
-    )
-    schedule = scale_schedule(settings)
-    image: torch.Tensor | None = None
-    adam_state: AdamState | None = None
-    stages: list[dict[str, Any]] = []
-    for index, (side, iterations) in enumerate(schedule):
-        content_t = resize_long_side(content_image.rgb, side)[None].to(device)
-        style_side = max(16, round(side * settings.style_scale))
-        styles_t = [resize_long_side(s.rgb, style_side)[None].to(device) for s in style_images]
-        built = preset.build(settings, extractor, content_t, styles_t, **prepared)
-        objective = Objective(extractor, built.terms, autocast=settings.autocast)
-        if image is None:
-            full_styles = [s.rgb[None].to(device) for s in style_images]
-            image = initial_image(settings, content_t, full_styles)
-        else:  # the previous scale's result, upsampled
-            size = content_t.shape[-2:]
-            image = F.interpolate(image, size=size, mode="bicubic", align_corners=False).clamp(0, 1)
-            adam_state = adam_state.resized((size[0], size[1])) if adam_state else None
-        run_stage = functools.partial(
-            optimise,
-            objective=objective.to(device),
-            optimizer=settings.optimizer,
-            lr=settings.lr,
-            callbacks=callbacks,
-            stage=index,
-            stages=len(schedule),
-            clamp=settings.optimizer == "adam",
-            ema_decay=settings.ema_decay,
-            converge_tol=settings.converge_tol,
-            pixel_scale=CONVENTIONS[settings.convention].pixel_scale,
-        )
-        result = run_with_fallback(run_stage, objective, image, iterations, adam_state)
-        image, adam_state = result.image, result.adam_state
-        stages.append(
-            {
-                "size": list(image.shape[-2:]),
-                "iterations": result.iterations,
-                "converged": result.converged,
-                "precision": "bf16" if objective.autocast else "fp32",
-                "final_loss": result.loss,
-                "final_terms": result.terms,
-                "seconds": round(result.seconds, 3),
+    with models.tracking(functools.partial(notify, callbacks)) as weights:
+        content_rgb = masks.replace_background(content_image.rgb, settings.background)
+        preset = METHODS[settings.method]
+        prepared = preset.prepare(settings, content_rgb.to(device)) if preset.prepare else {}
+        faces = _face_boxes(prepared, content_rgb)
+        if faces is not None:
+            notify(callbacks, FacesFound(faces))
+        content_image = dataclasses.replace(content_image, rgb=content_rgb)
+        if settings.preserve_colors:
+            gray, grays = color.luminance_only(content_rgb, [s.rgb for s in style_images])
+            content_image = dataclasses.replace(content_image, rgb=gray)
+            style_images = [
+                dataclasses.replace(s, rgb=g) for s, g in zip(style_images, grays, strict=True)
+            ]
+        inputs = (content_image, style_images)
+        fields: dict[str, Any] = {}
+        artifacts: dict[str, torch.Tensor] = {}
+        if preset.render is not None:
+            image, outcome = _feed_forward(preset.render, settings, inputs, device)
+        else:
+            extractor = models.extractor(
+                settings.backbone,
+                settings.pooling,
+                settings.first_padding,
+                settings.calibration,
+                str(device),
+            )
+            stages = _Stages(settings, extractor, inputs, prepared, device)
+            image, outcome, built = stages.run(callbacks, cancel, saver, saved)
+            artifacts = {name: value.detach().cpu() for name, value in built.artifacts.items()}
+            fields = {
+                "backbone": extractor.spec.name,
+                "calibration": extractor.scales,
+                "faces": faces,
+                "resumed": None
+                if saved is None
+                else {"checkpoint": str(checkpoint), "stage": saved.stage, "step": saved.step},
             }
-        )
-        if result.stopped:
-            break
-    assert image is not None
-    weights = [extractor.spec.weights, *(MAGENTA_WEIGHTS if settings.init == "instant" else ())]
     record = _record(
         settings,
-        (content_image, style_images),
-        (stages, result.stopped),
+        inputs,
+        outcome,
         started,
         device,
         weights=[_weights_entry(name) for name in weights],
-        backbone=extractor.spec.name,
-        calibration=extractor.scales,
-        faces=_face_boxes(prepared, content_rgb),
+        **fields,
     )
-    artifacts = {name: value.detach().cpu() for name, value in built.artifacts.items()}
     final = _final_image(settings, image, content_rgb)
     return StylizeResult(final, content_image.alpha, record, artifacts)
 
 
+@dataclass
+class _Checkpoints:
+    """Where a run saves its progress (:mod:`~portrait_stylize.checkpoint`), also every
+    ``every`` steps within a stage; ``inputs``: the sha256 of the input pixels."""
+
+    path: Path
+    every: int
+    settings: Settings
+    inputs: str
+
+    def load(self, device: torch.device) -> RunCheckpoint:
+        """The saved run to continue, checked against this run, its tensors on ``device``."""
+        return checkpoint.load(self.path, self.settings, self.inputs, device)
+
+    def save(self, stage: int, stages: list[dict[str, Any]], **progress: Any) -> None:
+        """Save the run at ``stage`` after ``stages`` (their records); ``progress``: the
+        remaining :class:`~portrait_stylize.checkpoint.RunCheckpoint` fields."""
+        key = checkpoint.settings_key(self.settings)
+        checkpoint.save(RunCheckpoint(key, self.inputs, stage, stages, **progress), self.path)
+
+    def within(
+        self, stage: int, stages: list[dict[str, Any]], objective: Objective
+    ) -> Callable[[StageState], None]:
+        """The engine's checkpoint hook while stage ``stage`` runs ``objective``."""
+        return lambda state: self.save(
+            stage, list(stages), state=state, autocast=objective.autocast
+        )
+
+
+@dataclass
+class _Stages:
+    """The optimisation of a run over its scales (:func:`scale_schedule`): content
+    (3, H, W) and styles (3, h, w) resized to each scale, the method's terms built there,
+    each scale started from the previous one's result."""
+
+    settings: Settings
+    extractor: FeatureExtractor
+    inputs: tuple[LoadedImage, list[LoadedImage]]
+    prepared: dict[str, Any]
+    device: torch.device
+
+    def run(
+        self,
+        callbacks: Sequence[Callback],
+        cancel: CancelToken | None,
+        saver: _Checkpoints | None,
+        saved: RunCheckpoint | None,
+    ) -> tuple[torch.Tensor, tuple[list[dict[str, Any]], StopReason | None], Built]:
+        """Optimise every scale from the start or from ``saved``; returns the image
+        (1, 3, H, W), (the stages' records, why the run stopped early) and the last
+        scale's :class:`~portrait_stylize.methods.Built`."""
+        settings, device = self.settings, self.device
+        content, styles = self.inputs
+        preset = METHODS[settings.method]
+        schedule = scale_schedule(settings)
+        pixel_scale = CONVENTIONS[settings.convention].pixel_scale
+        start = saved or RunCheckpoint({}, "", 0, [], autocast=settings.autocast)
+        image, adam_state, state = start.image, start.adam, start.state
+        records = list(start.stages)
+        stopped: StopReason | None = None
+        for index, (side, iterations) in enumerate(schedule[start.stage :], start=start.stage):
+            content_t = resize_long_side(content.rgb, side)[None].to(device)
+            style_side = max(16, round(side * settings.style_scale))
+            styles_t = [resize_long_side(s.rgb, style_side)[None].to(device) for s in styles]
+            built = preset.build(settings, self.extractor, content_t, styles_t, **self.prepared)
+            autocast = start.autocast if index == start.stage else settings.autocast
+            objective = Objective(self.extractor, built.terms, autocast=autocast).to(device)
+            size = content_t.shape[-2:]
+            if state is not None:  # continue a saved stage (the image only gives the device)
+                image = state.pixels / pixel_scale
+            elif image is None:
+                full_styles = [s.rgb[None].to(device) for s in styles]
+                image = initial_image(settings, content_t, full_styles)
+            else:  # the previous scale's result, upsampled
+                image = F.interpolate(image, size=size, mode="bicubic", align_corners=False).clamp(
+                    0, 1
+                )
+                adam_state = adam_state.resized((size[0], size[1])) if adam_state else None
+            step = state.iteration if state is not None else 0
+            notify(
+                callbacks, StageStarted(index, len(schedule), (size[0], size[1]), iterations, step)
+            )
+            run_stage = functools.partial(
+                optimise,
+                objective=objective,
+                optimizer=settings.optimizer,
+                lr=settings.lr,
+                callbacks=callbacks,
+                stage=index,
+                stages=len(schedule),
+                clamp=settings.optimizer == "adam",
+                ema_decay=settings.ema_decay,
+                converge_tol=settings.converge_tol,
+                pixel_scale=pixel_scale,
+                cancel=cancel,
+                checkpoint=saver.within(index, records, objective) if saver else None,
+                checkpoint_every=saver.every if saver else 0,
+            )
+            result = run_with_fallback(run_stage, objective, image, iterations, adam_state, state)
+            image, adam_state, stopped = result.image, result.adam_state, result.stopped
+            state = None
+            records.append(
+                {
+                    "size": list(image.shape[-2:]),
+                    "iterations": result.iterations,
+                    "converged": result.converged,
+                    "precision": "bf16" if objective.autocast else "fp32",
+                    "final_loss": result.loss,
+                    "final_terms": result.terms,
+                    "seconds": round(result.seconds, 3),
+                }
+            )
+            notify(
+                callbacks,
+                StageFinished(
+                    index,
+                    len(schedule),
+                    result.iterations,
+                    result.loss,
+                    result.seconds,
+                    result.converged,
+                    stopped,
+                ),
+            )
+            if stopped:
+                break
+            if saver is not None and index + 1 < len(schedule):
+                saver.save(
+                    index + 1, records, image=image, adam=adam_state, autocast=settings.autocast
+                )
+        assert image is not None
+        return image, (records, stopped), built
+
+
 def _weights_entry(name: str) -> dict[str, str]:
-    """{"name": ..., "<algorithm>": digest} of registry weights ``name``, for the record."""
+    """{"name", "file", "<algorithm>": digest} of registry weights ``name``, for the record."""
     spec = get_spec(name)
     algorithm, digest = spec.checksum
-    return {"name": spec.name, algorithm: digest}
+    return {"name": spec.name, "file": spec.filename, algorithm: digest}
+
+
+def save_result(result: StylizeResult, output: str | Path) -> Path:
+    """Write ``result`` to ``output`` (its alpha re-applied), each artifact beside it as
+    ``STEM.NAME.png`` and the record as ``OUTPUT.json``, each atomically; returns the
+    record's path."""
+    output = Path(output)
+    save_image(result.image, output, result.alpha)
+    for name, artifact in result.artifacts.items():
+        save_image(artifact.expand(3, -1, -1), output.with_name(f"{output.stem}.{name}.png"))
+    return save_record(result.record, output)
 
 
 def _record(
@@ -326,14 +469,12 @@ def _final_image(
 def _feed_forward(
     render: Renderer,
     settings: Settings,
-    content_image: LoadedImage,
-    style_images: list[LoadedImage],
-    content_rgb: torch.Tensor,
+    inputs: tuple[LoadedImage, list[LoadedImage]],
     device: torch.device,
-    started: float,
-) -> StylizeResult:
+) -> tuple[torch.Tensor, tuple[list[dict[str, Any]], None]]:
     """A method without optimisation: one ``render`` of the content at ``settings.size``
-    with the full-resolution styles, recorded as a single stage."""
+    with the full-resolution styles; the image (1, 3, H, W) and its single stage."""
+    content_image, style_images = inputs
     content_t = resize_long_side(content_image.rgb, settings.size)[None].to(device)
     styles_t = [s.rgb[None].to(device) for s in style_images]
     began = time.perf_counter()
@@ -344,9 +485,4 @@ def _feed_forward(
         "precision": "fp32",
         "seconds": round(time.perf_counter() - began, 3),
     }
-    preset = METHODS[settings.method]
-    weights = [_weights_entry(name) for name in preset.weights]
-    record = _record(
-        settings, (content_image, style_images), ([stage], None), started, device, weights=weights
-    )
-    return StylizeResult(_final_image(settings, image, content_rgb), content_image.alpha, record)
+    return image, ([stage], None)

@@ -10,24 +10,25 @@ import argparse
 import dataclasses
 import importlib
 import sys
-from collections.abc import Sequence
+import traceback
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import __version__
-from .callbacks import Checkpoint, EarlyStop, ProgressBar, StopFlag
-from .engine import Callback, Step
-from .io import ImageError, check_output_path, load_image, save_image, save_record
+from .callbacks import EarlyStop, ProgressBar, StopFlag
+from .checkpoint import checkpoint_path
+from .engine import Callback, CancelToken, StopReason
+from .errors import OUTCOMES, Cancelled, PortraitStylizeError, outcome
+from .io import check_output_path, load_image
 from .methods import METHODS, Settings, resolve_settings, scale_schedule
-from .weights import WeightsError
 
 SUBCOMMANDS = {
     "weights": "portrait_stylize.commands.weights",
     "inspect": "portrait_stylize.commands.inspect",
     "evaluate": "portrait_stylize.commands.evaluate",
+    "serve": "portrait_stylize.commands.serve",
 }
-EXIT_BAD_INPUT = 2
-EXIT_WEIGHTS = 3
-EXIT_INTERRUPTED = 130
+DEBUG_HELP = "on an error, print its traceback too (default: off; any position, subcommands too)"
 
 # Help for each Settings field exposed as an option (--field-name).
 SETTING_HELP: dict[str, str] = {
@@ -37,7 +38,7 @@ SETTING_HELP: dict[str, str] = {
     "iterations": "optimisation steps (per later scale, multi-scale)",
     "ema_decay": "output the moving average of the iterates with this decay",
     "converge_tol": "end a scale early once the image changes by less than this per 50 steps",
-    "paper_exact": "the papers' exact settings: fp32, every iteration (slower)",
+    "paper_exact": "the paper's exact settings: fp32, every iteration, its FaceID loss (slower)",
     "first_padding": "padding of the feature network's first conv: zeros or replicate",
     "optimizer": "lbfgs or adam",
     "lr": "step size; unset: L-BFGS 1.0, Adam 0.02",
@@ -66,7 +67,9 @@ SETTING_HELP: dict[str, str] = {
     "mask_threshold": "portrait-aware: person probability at or above which a pixel is portrait",
     "mask_feather": "portrait-aware: blur sigma (px) of the background mask's edge",
     "masked_gram_norm": "portrait-aware: divide the background Gram by the background or full area",
+    "identity": "portrait-stylization: 0 paints faces freely .. 1 keeps each face the person",
     "face_weight": "portrait-stylization: weight of the FaceID loss (FaceNet features of faces)",
+    "face_loss": "portrait-stylization: embedding (hinge at --identity) or activations (paper)",
     "mesh_weight": "portrait-stylization: weight of the FaceMesh landmark loss",
     "face_detector": "portrait-stylization: mtcnn or blazeface (run once on the full content)",
     "face_padding": "portrait-stylization: pad face boxes by this fraction of their longer side",
@@ -148,7 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         metavar="N",
-        help="write the current image to OUTPUT every N steps (default: 0, off)",
+        help="also checkpoint every N steps, not only between scales (default: 0, off)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a killed or interrupted run from OUTPUT.ckpt.pt, with the same inputs "
+        "and options (default: off, start afresh)",
     )
     parser.add_argument(
         "--early-stop",
@@ -158,91 +167,99 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop when the loss improves by under TOL (relative) in 50 steps (default: 0, off)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
 
-def _error(message: str, code: int) -> int:
-    print(f"portrait-stylize: error: {message}", file=sys.stderr)
-    return code
-
-
-def run_stylize(argv: Sequence[str]) -> int:
-    """The main job: stylize CONTENT with STYLE(s) and save OUTPUT and OUTPUT.json."""
-    from .api import stylize
-
-    args = build_parser().parse_args(argv)
-    overrides = {name: getattr(args, name) for name in SETTING_HELP}
+def guarded(run: Callable[[], int], debug: bool = False) -> int:
+    """``run()``'s exit code, or that of what it raised (the table in
+    :mod:`~portrait_stylize.errors`) after one line on standard error; Ctrl-C counts as
+    cancelled. An unexpected exception is a bug and says so; ``debug`` adds the traceback."""
     try:
-        settings = resolve_settings(args.method, overrides)
-        output = check_output_path(args.output)
-        alpha_mode = "keep" if args.keep_alpha else "composite"
-        content = load_image(args.content, max_pixels=args.max_pixels, alpha=alpha_mode)
-        styles = [load_image(path, max_pixels=args.max_pixels) for path in args.style]
-    except (ImageError, ValueError) as exc:
-        return _error(str(exc), EXIT_BAD_INPUT)
+        return run()
+    except (Exception, KeyboardInterrupt) as exc:
+        if debug:
+            traceback.print_exception(exc)
+        error = Cancelled("interrupted") if isinstance(exc, KeyboardInterrupt) else exc
+        if isinstance(error, PortraitStylizeError):
+            print(f"portrait-stylize: error: {error}", file=sys.stderr)
+        else:
+            print(
+                f"portrait-stylize: internal error: {type(error).__name__}: {error} "
+                "(a bug; rerun with --debug for the traceback)",
+                file=sys.stderr,
+            )
+        return outcome(error).exit_code
 
-    stop = StopFlag()
 
-    def save_checkpoint(step: Step) -> None:
-        save_image(step.image[0], output, content.alpha)
-        save_record(
-            {
-                "checkpoint": {"stage": step.stage, "iteration": step.iteration},
-                "settings": dataclasses.asdict(settings),
-            },
-            output,
-        )
+def run_stylize(args: argparse.Namespace) -> int:
+    """The main job: stylize CONTENT with STYLE(s) and save OUTPUT, its artifacts and
+    OUTPUT.json; checkpoints go to OUTPUT.ckpt.pt and are removed once the run is done."""
+    from .api import save_result, stylize
 
+    overrides = {name: getattr(args, name) for name in SETTING_HELP}
+    settings = resolve_settings(args.method, overrides)
+    output = check_output_path(args.output)
+    alpha_mode = "keep" if args.keep_alpha else "composite"
+    content = load_image(args.content, max_pixels=args.max_pixels, alpha=alpha_mode)
+    styles = [load_image(path, max_pixels=args.max_pixels) for path in args.style]
+
+    token = CancelToken()
+    stop = StopFlag(token)
     values = dataclasses.asdict(settings)
     del values["method"]
+    progress = ProgressBar([n for _, n in scale_schedule(settings)], disable=args.quiet)
+    callbacks: list[Callback] = [progress]
+    if args.early_stop > 0:
+        callbacks.append(EarlyStop(args.early_stop))
+    checkpoint = checkpoint_path(output)
     with stop.installed():
-        progress = ProgressBar([n for _, n in scale_schedule(settings)], disable=args.quiet)
-        callbacks: list[Callback] = [
-            progress,
-            Checkpoint(args.checkpoint_every, save_checkpoint),
-            stop,
-        ]
-        if args.early_stop > 0:
-            callbacks.append(EarlyStop(args.early_stop))
         try:
-            result = stylize(content, styles, args.method, callbacks=callbacks, **values)
-        except WeightsError as exc:
-            return _error(str(exc), EXIT_WEIGHTS)
-        except ValueError as exc:
-            return _error(str(exc), EXIT_BAD_INPUT)
-        except KeyboardInterrupt:
-            return _error("interrupted", EXIT_INTERRUPTED)
+            result = stylize(
+                content,
+                styles,
+                args.method,
+                callbacks=callbacks,
+                cancel=token,
+                checkpoint=checkpoint,
+                checkpoint_every=args.checkpoint_every,
+                resume=args.resume,
+                **values,
+            )
         finally:
             progress.close()
     if stop.signal is not None:
-        result.record["stopped"] = f"interrupted by signal {stop.signal}"
-    save_image(result.image, output, result.alpha)
-    for name, artifact in result.artifacts.items():
-        save_image(artifact.expand(3, -1, -1), output.with_name(f"{output.stem}.{name}.png"))
-    record = save_record(result.record, output)
+        result.record["signal"] = stop.signal
+    record = save_result(result, output)
+    if result.stopped != StopReason.CANCELLED:
+        checkpoint.unlink(missing_ok=True)
     print(
         f"saved {output} and {record.name} ({result.record['wall_time_s']:.1f} s)", file=sys.stderr
     )
-    if result.stopped and result.stopped != "stopped by request":
+    if result.stopped == StopReason.CANCELLED:
+        print(f"cancelled: continue with --resume (from {checkpoint.name})", file=sys.stderr)
+        return OUTCOMES[Cancelled].exit_code
+    if result.stopped and result.stopped != StopReason.REQUESTED:
         print(f"warning: run ended early: {result.stopped}", file=sys.stderr)
-    return EXIT_INTERRUPTED if stop.signal is not None else 0
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in SUBCOMMANDS:
-        module = importlib.import_module(SUBCOMMANDS[argv[0]])
-        parser = argparse.ArgumentParser(prog=f"portrait-stylize {argv[0]}")
+    """Run the CLI on ``argv``; returns the exit code. ``--debug`` may stand anywhere."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--debug", action="store_true")
+    known, rest = pre.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    if rest and rest[0] in SUBCOMMANDS:
+        module = importlib.import_module(SUBCOMMANDS[rest[0]])
+        parser = argparse.ArgumentParser(
+            prog=f"portrait-stylize {rest[0]}", epilog=f"--debug: {DEBUG_HELP}"
+        )
         module.add_arguments(parser)
-        args = parser.parse_args(argv[1:])
-        try:
-            return int(module.run(args))
-        except (ImageError, ValueError) as exc:
-            return _error(str(exc), EXIT_BAD_INPUT)
-        except WeightsError as exc:
-            return _error(str(exc), EXIT_WEIGHTS)
-    return run_stylize(argv)
+        args = parser.parse_args(rest[1:])
+        return guarded(lambda: int(module.run(args)), known.debug)
+    args = build_parser().parse_args(rest)
+    return guarded(lambda: run_stylize(args), known.debug)
 
 
 if __name__ == "__main__":

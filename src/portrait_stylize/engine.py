@@ -1,15 +1,21 @@
 """The optimisation loop: an image against an objective, reporting every step.
 
 The engine knows nothing of files or the CLI. Each step is reported to callbacks as a
-:class:`Step`; a callback that returns True stops the run (early stop, Ctrl-C). The
-last image with a finite loss is always kept and returned.
+:class:`Step`; a callback that returns True stops the run (early stop). A
+:class:`CancelToken` stops it from any thread. The last image with a finite loss is
+always kept and returned, and a stage can be saved (:class:`StageState`) and continued
+exactly. Callbacks that define ``on_event(event)`` also receive the run's other
+:data:`Event` s (stage started/finished, faces found, weights loading).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -21,8 +27,30 @@ DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 LBFGS_HISTORY_BYTES = 2 * 1024**3
 """Memory budget of L-BFGS's curvature history (two image-sized vectors per pair)."""
 LBFGS_MAX_HISTORY = 100
-NON_FINITE = "non-finite loss or image"
-"""``StageResult.stopped`` when the loss or the image stopped being finite."""
+
+
+class StopReason(StrEnum):
+    """Why a stage (and so the run) ended before its last step; the record stores the value."""
+
+    REQUESTED = "stopped by request"
+    """A callback returned True (e.g. early stop)."""
+    CANCELLED = "cancelled"
+    """The run's :class:`CancelToken` was set (Ctrl-C, SIGTERM, a job cancelled)."""
+    NON_FINITE = "non-finite loss or image"
+
+
+class CancelToken:
+    """Cancels a run from any thread: ``cancel()``; the engine checks it after every step."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
 
 
 @dataclass
@@ -42,7 +70,74 @@ class Step:
     """The image after the step (1, 3, H, W), detached; do not modify."""
 
 
+@dataclass
+class StageStarted:
+    """A stage (scale) begins: ``iterations`` steps at ``size`` (H, W), from ``iteration``
+    (above 0 when a resumed stage continues)."""
+
+    stage: int
+    stages: int
+    size: tuple[int, int]
+    iterations: int
+    iteration: int = 0
+
+
+@dataclass
+class StageFinished:
+    """A stage ended after ``iterations`` steps; ``stopped``: why it ended early, if it did."""
+
+    stage: int
+    stages: int
+    iterations: int
+    loss: float
+    seconds: float
+    converged: bool
+    stopped: StopReason | None
+
+
+@dataclass
+class FacesFound:
+    """Faces a method found in the content: boxes (x0, y0, x1, y1) in content pixels."""
+
+    boxes: list[list[float]]
+
+
+@dataclass
+class WeightsLoading:
+    """Networks being loaded from disk (registry names) onto ``device``; only on a cache miss."""
+
+    names: tuple[str, ...]
+    device: str
+
+
+Event = Step | StageStarted | StageFinished | FacesFound | WeightsLoading
 Callback = Callable[[Step], bool | None]
+
+
+def notify(callbacks: Sequence[Callback], event: Event) -> None:
+    """Give ``event`` to every callback that has an ``on_event`` method."""
+    for callback in callbacks:
+        handler = getattr(callback, "on_event", None)
+        if handler is not None:
+            handler(event)
+
+
+@dataclass
+class StageState:
+    """Where a stage stands after ``iteration`` steps: enough to continue it exactly.
+
+    ``pixels``: the optimiser's variable (the image times ``pixel_scale``) (1, 3, H, W);
+    ``optimizer``: its ``state_dict()``; ``ema``: the moving average's (accumulator
+    (1, 3, H, W), weight); ``snapshot``: the output image at the last convergence check.
+    """
+
+    iteration: int
+    pixels: torch.Tensor
+    optimizer: dict[str, Any]
+    ema: tuple[torch.Tensor, float] | None
+    snapshot: torch.Tensor
+    loss: float
+    terms: dict[str, float]
 
 
 @dataclass
@@ -54,7 +149,7 @@ class StageResult:
     terms: dict[str, float]
     iterations: int
     seconds: float
-    stopped: str | None = None
+    stopped: StopReason | None = None
     """None when the stage ran to the end; otherwise why it stopped early."""
     adam_state: AdamState | None = None
     """Adam's state at the end, to warm-start the next scale."""
@@ -114,6 +209,11 @@ def optimise(
     converge_tol: float = 0.0,
     converge_window: int = 50,
     pixel_scale: float = 1.0,
+    cancel: CancelToken | None = None,
+    first_iteration: int = 0,
+    resume: StageState | None = None,
+    checkpoint: Callable[[StageState], object] | None = None,
+    checkpoint_every: int = 0,
 ) -> StageResult:
     """Minimise ``objective`` over the pixels of ``image`` (1, 3, H, W).
 
@@ -127,11 +227,18 @@ def optimise(
     that mean absolute amount over the last ``converge_window`` steps. The optimiser's
     variable is the image times ``pixel_scale`` (255: pixels in 0-255 units, as
     neural-style steps them; its step sizes and tolerances are in those units).
+
+    ``cancel`` is checked after every step. ``first_iteration``: steps the stage has
+    already taken (the fp32 continuation of a bf16 stage counts on). ``resume`` continues
+    a stage from its saved state (``image`` then only gives the device);
+    ``checkpoint(state)`` is called every ``checkpoint_every`` steps and when the stage is
+    cancelled.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {optimizer!r}")
     lr = DEFAULT_LR[optimizer] if lr is None else lr
-    pixels = (image.detach() * pixel_scale).requires_grad_(True)
+    start_pixels = image.detach() * pixel_scale if resume is None else resume.pixels
+    pixels = start_pixels.to(image.device).clone().requires_grad_(True)
     opt: torch.optim.Optimizer
     if optimizer == "lbfgs":
         opt = torch.optim.LBFGS([pixels], lr=lr, max_iter=1, history_size=lbfgs_history(pixels))
@@ -146,6 +253,14 @@ def optimise(
     ema = EMA(image.detach(), ema_decay) if ema_decay else None
     last_good = image.detach().clone()
     last_loss, last_terms = float("inf"), {}
+    snapshot, first = last_good, first_iteration
+    if resume is not None:
+        opt.load_state_dict(resume.optimizer)
+        if ema is not None and resume.ema is not None:
+            ema.accum, ema.weight = resume.ema[0].to(image.device), resume.ema[1]
+        last_good = ema.value if ema is not None else pixels.detach() / pixel_scale
+        last_loss, last_terms = resume.loss, dict(resume.terms)
+        snapshot, first = resume.snapshot.to(image.device), resume.iteration
     start = time.perf_counter()
     evaluated: dict[str, object] = {}
 
@@ -156,11 +271,16 @@ def optimise(
         evaluated["loss"], evaluated["terms"] = float(loss.detach()), terms
         return loss
 
+    def state() -> StageState:
+        averaged = (ema.accum, ema.weight) if ema is not None else None
+        return StageState(
+            done, pixels.detach(), opt.state_dict(), averaged, snapshot, last_loss, last_terms
+        )
+
     stopped = None
     converged = False
-    done = 0
-    snapshot = last_good
-    for done in range(1, iterations + 1):
+    done = first
+    for done in range(first + 1, iterations + 1):
         if optimizer == "lbfgs":
             opt.step(closure)  # type: ignore[arg-type]
         else:
@@ -171,7 +291,7 @@ def optimise(
             with torch.no_grad():
                 pixels.clamp_(0, pixel_scale)
         if not (torch.isfinite(pixels).all() and torch.isfinite(torch.tensor(loss))):
-            stopped = NON_FINITE
+            stopped = StopReason.NON_FINITE
             break
         current = pixels.detach() / pixel_scale
         if ema is not None:
@@ -190,13 +310,21 @@ def optimise(
             image=last_good,
         )
         if any([bool(callback(report)) for callback in callbacks]):
-            stopped = "stopped by request"
+            stopped = StopReason.REQUESTED
             break
         if converge_tol > 0 and done % converge_window == 0 and done < iterations:
             converged = float((last_good - snapshot).abs().mean()) < converge_tol
             snapshot = last_good
             if converged:
                 break
+        cancelled = cancel is not None and cancel.cancelled
+        if checkpoint is not None and (
+            cancelled or (checkpoint_every and done % checkpoint_every == 0)
+        ):
+            checkpoint(state())
+        if cancelled:
+            stopped = StopReason.CANCELLED
+            break
     return StageResult(
         image=last_good.clamp(0, 1),
         loss=last_loss,

@@ -1,7 +1,16 @@
 """Face terms of Portrait Stylization (methods.md §4) and the faces they read.
 
-FaceID: normalised squared error between FaceNet activations (conv_1a, conv_2a,
-maxpool_3a, conv_4a, conv_4b, equal weights) of the content's faces and the result's.
+FaceID, two forms (``face_loss``):
+
+- ``activations`` (the paper's): normalised squared error between FaceNet activations
+  (conv_1a, conv_2a, maxpool_3a, conv_4a, conv_4b, equal weights) of the content's faces
+  and the result's. Its early taps tie the crop's pixels to the photograph, and its
+  gradient keeps its size however small the error, so it never lets the face be painted.
+- ``embedding`` (this tool's default): a hinge on the cosine of each face's FaceNet
+  embedding to the content's, mean over faces: max(0, identity − cos). It pulls only
+  while a face is less like the person than ``identity`` and lets go once it is, leaving
+  the face's texture to the style loss; every face counts the same, large or small.
+
 Mesh: the same error between their FaceMesh landmarks (468 x 3). Each term crops the
 same boxes from the image at every step (differentiably) and stacks all faces as one
 batch, so per layer the features of all faces are compared together.
@@ -16,6 +25,7 @@ from __future__ import annotations
 import warnings
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from . import models
@@ -24,6 +34,7 @@ from .losses import Term, normalized_squared_error
 from .nets.mediapipe import FaceMesh
 
 FACE_LAYERS = ("conv_1a", "conv_2a", "maxpool_3a", "conv_4a", "conv_4b")
+FACE_LOSSES = ("embedding", "activations")
 FACE_MODELS = ("facenet-casia", "facenet-vggface2")
 FACENET_SIZE = 160
 
@@ -78,12 +89,14 @@ def content_faces(
 
 
 class FaceIDTerm(Term):
-    """FaceID loss: the mean over :data:`FACE_LAYERS` of the NSE between the FaceNet
-    activations of the image's face crops and the content's (all faces as one batch).
+    """FaceID loss on the image's face crops (160 x 160, all faces as one batch).
 
+    ``loss="activations"``: mean over :data:`FACE_LAYERS` of the NSE between the FaceNet
+    activations of the crops and the content's. ``loss="embedding"``: mean over faces of
+    max(0, ``identity`` − cos(e, e_content)) for the L2-normalised embeddings e (N, D).
     ``boxes`` (N, 4) in pixels of the current scale; ``content`` (1, 3, H, W) in [0, 1],
-    whose crops give the targets (computed here, once per scale). Crops are 160 x 160.
-    ``autocast`` runs FaceNet in bfloat16 (targets too); the error is computed in float32.
+    whose crops give the targets (computed here, once per scale). ``autocast`` runs
+    FaceNet in bfloat16 (targets too); the loss is computed in float32.
     """
 
     boxes: Tensor
@@ -96,9 +109,15 @@ class FaceIDTerm(Term):
         model: str = "facenet-casia",
         name: str = "face_id",
         autocast: bool = False,
+        loss: str = "activations",
+        identity: float = 1.0,
     ) -> None:
         super().__init__(name, weight)
+        if loss not in FACE_LOSSES:
+            raise ValueError(f"face_loss must be one of {', '.join(FACE_LOSSES)}")
         self.autocast = autocast
+        self.taps = ("embedding",) if loss == "embedding" else FACE_LAYERS
+        self.identity = identity
         self.network = models.facenet(
             model, str(content.device), replicate_pad=True
         )  # methods.md §4
@@ -108,13 +127,20 @@ class FaceIDTerm(Term):
         self.targets = {layer: value.detach() for layer, value in targets.items()}
 
     def activations(self, image: Tensor) -> dict[str, Tensor]:
-        """FaceNet activations of image (1, 3, H, W) in its boxes: layer -> (N, C, h, w)."""
+        """FaceNet outputs of image (1, 3, H, W) in its boxes: tap -> (N, C, h, w) or (N, D)."""
         crops = crop_faces(image, self.boxes, FACENET_SIZE)
         with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            features = self.network.features(crops, FACE_LAYERS)
+            features = self.network.features(crops, self.taps)
         return {layer: value.float() for layer, value in features.items()}
 
+    def cosines(self, image: Tensor) -> Tensor:
+        """Cosine of each face's embedding to the content's: (N,) (embedding loss only)."""
+        embedding = F.normalize(self.activations(image)["embedding"], dim=1)
+        return (embedding * F.normalize(self.targets["embedding"], dim=1)).sum(dim=1)
+
     def forward(self, features: dict[str, Tensor], image: Tensor) -> Tensor:
+        if self.taps == ("embedding",):
+            return (self.identity - self.cosines(image)).clamp_min(0).mean()
         values = self.activations(image)
         total = image.new_zeros(())
         for layer in FACE_LAYERS:

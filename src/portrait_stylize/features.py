@@ -55,6 +55,12 @@ class BackboneSpec:
     std: tuple[float, float, float]
     description: str
 
+    @property
+    def zero_input(self) -> tuple[float, float, float]:
+        """The RGB colour in [0, 1] that the trunk sees as 0: the training set's mean."""
+        r, g, b = (value / self.input_scale for value in self.mean)
+        return r, g, b
+
 
 _VGG19_CAFFE = BackboneSpec(
     name="vgg19-caffe",

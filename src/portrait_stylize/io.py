@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
+from .errors import InputError
 from .weights.registry import atomic_output
 
 DEFAULT_MAX_PIXELS = 64_000_000
@@ -41,8 +42,8 @@ _SRGB = ImageCms.createProfile("sRGB")
 ImageSource = str | Path | Image.Image | np.ndarray | torch.Tensor
 
 
-class ImageError(ValueError):
-    """An image cannot be read or written; the message names the file and the reason."""
+ImageError = InputError
+"""The former name of :class:`~portrait_stylize.errors.InputError`, kept for importers."""
 
 
 @dataclass
@@ -62,18 +63,18 @@ class LoadedImage:
 
 def _open(path: Path, max_pixels: int) -> Image.Image:
     if not path.is_file():
-        raise ImageError(f"{path}: no such file")
+        raise InputError(f"{path}: no such file")
     try:
         image = Image.open(path)
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{path}: refused as a decompression bomb ({exc})") from None
+        raise InputError(f"{path}: refused as a decompression bomb ({exc})") from None
     except (UnidentifiedImageError, OSError) as exc:
-        raise ImageError(f"{path}: not a readable image ({exc})") from None
+        raise InputError(f"{path}: not a readable image ({exc})") from None
     if image.format not in INPUT_FORMATS:
-        raise ImageError(f"{path}: format {image.format} is not supported (JPEG, PNG, WebP, TIFF)")
+        raise InputError(f"{path}: format {image.format} is not supported (JPEG, PNG, WebP, TIFF)")
     width, height = image.size
     if width * height > max_pixels:
-        raise ImageError(
+        raise InputError(
             f"{path}: {width}x{height} is {width * height / 1e6:.3g} MP, over the limit of "
             f"{max_pixels / 1e6:.3g} MP (raise it with --max-pixels)"
         )
@@ -160,12 +161,12 @@ def load_image(
                 info["exif_rotated"] = image.getexif().get(0x0112, 1) in _ORIENT
                 pixels = _pillow_pixels(ImageOps.exif_transpose(image), info)
         except (OSError, ValueError, SyntaxError) as exc:
-            raise ImageError(f"{path}: cannot decode ({exc})") from None
+            raise InputError(f"{path}: cannot decode ({exc})") from None
     else:
         name = "<array>"
         pixels = _array_pixels(source)
     if not np.isfinite(pixels).all():
-        raise ImageError(f"{name}: contains non-finite values")
+        raise InputError(f"{name}: contains non-finite values")
     tensor = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).permute(2, 0, 1)
     rgb, alpha_channel = tensor[:3].clamp(0, 1), None
     if tensor.shape[0] == 4:
@@ -194,7 +195,7 @@ def _array_pixels(source: Image.Image | np.ndarray | torch.Tensor) -> np.ndarray
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
-        raise ImageError(f"<array>: expected an image array, got shape {array.shape}")
+        raise InputError(f"<array>: expected an image array, got shape {array.shape}")
     if array.shape[2] == 1:
         array = np.repeat(array, 3, axis=2)
     return array.astype(np.float32)
@@ -217,9 +218,9 @@ def check_output_path(path: str | Path) -> Path:
     """Validate an output path before any work is done; returns it as a Path."""
     out = Path(path)
     if out.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise ImageError(f"{out}: output must end in one of {', '.join(sorted(OUTPUT_SUFFIXES))}")
+        raise InputError(f"{out}: output must end in one of {', '.join(sorted(OUTPUT_SUFFIXES))}")
     if out.parent != Path() and not out.parent.is_dir():
-        raise ImageError(f"{out}: folder {out.parent} does not exist")
+        raise InputError(f"{out}: folder {out.parent} does not exist")
     return out
 
 

@@ -17,6 +17,7 @@ from torch import Tensor
 from torchvision.transforms.functional import gaussian_blur
 
 from . import models
+from .errors import SettingsError
 from .io import load_image
 
 __all__ = [
@@ -86,13 +87,13 @@ def load_mask_file(path: str | Path, size: tuple[int, int]) -> Tensor:
 
 def parse_background(spec: str) -> tuple[str, str]:
     """Split a background setting into (kind, value): ("keep", ""), ("color", "#RRGGBB")
-    or ("texture", FILE). Raises ValueError for anything else."""
+    or ("texture", FILE). Raises SettingsError for anything else."""
     kind, _, value = spec.partition(":")
     if (kind == "keep" and not value) or (kind == "texture" and value):
         return kind, value
     if kind == "color" and re.fullmatch(r"#[0-9a-fA-F]{6}", value):
         return kind, value
-    raise ValueError(f"background must be keep, color:#RRGGBB or texture:FILE, not {spec!r}")
+    raise SettingsError(f"background must be keep, color:#RRGGBB or texture:FILE, not {spec!r}")
 
 
 def _backdrop(kind: str, value: str, size: tuple[int, int]) -> Tensor:

@@ -19,7 +19,8 @@ from torch import nn
 
 from . import masks
 from .engine import OPTIMIZERS, bf16_is_fast
-from .face_losses import FACE_MODELS, FaceIDTerm, MeshTerm, content_faces, scale_boxes
+from .errors import SettingsError
+from .face_losses import FACE_LOSSES, FACE_MODELS, FaceIDTerm, MeshTerm, content_faces, scale_boxes
 from .faces import DETECTORS
 from .features import BACKBONES, CALIBRATIONS, DEFAULT_BACKBONE, FeatureExtractor
 from .instant import stylize_instant
@@ -34,7 +35,6 @@ from .losses import (
     mean_squared_error,
     normalized_squared_error,
 )
-from .nets.magenta import WEIGHTS as MAGENTA_WEIGHTS
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 BACKGROUND_LAYERS = ("relu1_1", "relu2_1", "relu3_1")
@@ -87,7 +87,8 @@ class Settings:
     """End a scale early once the image changed by less than this mean absolute amount
     over 50 steps (0: run every iteration)."""
     paper_exact: bool = False
-    """The papers' exact settings: fp32 and no early end of a scale (see :data:`PAPER_EXACT`)."""
+    """The paper's exact settings: fp32, no early end of a scale (see :data:`PAPER_EXACT`)
+    and the method's own (portrait-stylization: the paper's FaceID loss)."""
     first_padding: str = "zeros"
     """Padding of the feature network's first conv: zeros, or replicate (Crowson)."""
     optimizer: str = "lbfgs"
@@ -135,7 +136,15 @@ class Settings:
     """Divide the background Gram by the background's area ("background") or the whole
     image's ("full"); see :func:`masked_gram`."""
     face_weight: float = 0.0
-    """Weight of the FaceID loss (portrait-stylization), split equally over its 5 layers."""
+    """Weight of the FaceID loss (portrait-stylization); activations: split equally over
+    its 5 layers."""
+    face_loss: str = "embedding"
+    """FaceID form: embedding (hinge on each face's FaceNet embedding cosine at
+    ``identity``) or activations (the paper's NSE of five early FaceNet layers)."""
+    identity: float = 0.9
+    """How much of the person each face keeps (embedding FaceID): 0 paints freely, 1 keeps
+    the face as close to the photograph's identity as the loss can; the hinge's target
+    cosine."""
     mesh_weight: float = 0.0
     """Weight of the FaceMesh landmark loss (portrait-stylization)."""
     face_detector: str = "mtcnn"
@@ -163,7 +172,7 @@ class Settings:
         return self.precision == "bf16"
 
     def validate(self) -> None:
-        """Raise ValueError naming the first setting out of range."""
+        """Raise SettingsError naming the first setting out of range."""
         choices: dict[str, Sequence[str]] = {
             "optimizer": OPTIMIZERS,
             "init": INITS,
@@ -177,28 +186,32 @@ class Settings:
             "masked_gram_norm": MASKED_GRAM_NORMS,
             "face_detector": DETECTORS,
             "face_model": FACE_MODELS,
+            "face_loss": FACE_LOSSES,
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+                raise SettingsError(f"{name} must be one of {', '.join(allowed)}")
         if self.size < 16 or self.iterations < 0:
-            raise ValueError("size must be at least 16 px and iterations non-negative")
+            raise SettingsError("size must be at least 16 px and iterations non-negative")
         if self.style_layer_weights is not None and len(self.style_layer_weights) != len(
             self.style_layers
         ):
-            raise ValueError("style_layer_weights needs one weight per style layer")
+            raise SettingsError("style_layer_weights needs one weight per style layer")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
-            raise ValueError(f"device must be 'cpu' or 'cuda[:N]', not {self.device!r}")
+            raise SettingsError(f"device must be 'cpu' or 'cuda[:N]', not {self.device!r}")
         if min(self.face_weight, self.mesh_weight, self.face_padding) < 0:
-            raise ValueError("face_weight, mesh_weight and face_padding must be non-negative")
+            raise SettingsError("face_weight, mesh_weight and face_padding must be non-negative")
         if self.converge_tol < 0:
-            raise ValueError("converge_tol must be non-negative")
-        if self.paper_exact and any(getattr(self, k) != v for k, v in PAPER_EXACT.items()):
-            raise ValueError(f"paper_exact needs {PAPER_EXACT}")
+            raise SettingsError("converge_tol must be non-negative")
+        exact = paper_exact_settings(self.method)
+        if self.paper_exact and any(getattr(self, k) != v for k, v in exact.items()):
+            raise SettingsError(f"paper_exact needs {exact}")
         if not 0 <= self.min_face_fraction < 1:
-            raise ValueError("min_face_fraction must be in [0, 1)")
+            raise SettingsError("min_face_fraction must be in [0, 1)")
         if not 0 <= self.style_strength <= 1:
-            raise ValueError("style_strength must be in [0, 1]")
+            raise SettingsError("style_strength must be in [0, 1]")
+        if not 0 <= self.identity <= 1:
+            raise SettingsError("identity must be in [0, 1]")
         masks.parse_background(self.background)
 
 
@@ -239,8 +252,9 @@ class Method:
     notes: list[str] = field(default_factory=list)
     prepare: Preparer | None = None
     render: Renderer | None = None
-    weights: tuple[str, ...] = ()
-    """Registry names of the networks ``render`` uses (for the run record)."""
+    paper_settings: dict[str, Any] = field(default_factory=dict)
+    """What ``paper_exact`` sets besides :data:`PAPER_EXACT`, where the defaults differ
+    from the paper's."""
 
 
 @torch.no_grad()
@@ -267,7 +281,7 @@ def blend_weights(settings: Settings, n_styles: int) -> list[float]:
     """Normalised style blend weights."""
     raw = settings.style_blend_weights or (1.0,) * n_styles
     if len(raw) != n_styles or min(raw) < 0 or sum(raw) <= 0:
-        raise ValueError(f"style blend weights {raw} do not fit {n_styles} style image(s)")
+        raise SettingsError(f"style blend weights {raw} do not fit {n_styles} style image(s)")
     return [w / sum(raw) for w in raw]
 
 
@@ -320,10 +334,16 @@ def build_content_style(
     return Built(terms)
 
 
+def uses_face_id(settings: Settings) -> bool:
+    """Whether the FaceID term is built: a positive weight, and for the embedding hinge a
+    positive identity (at 0 it could never pull)."""
+    return settings.face_weight > 0 and (settings.face_loss != "embedding" or settings.identity > 0)
+
+
 def prepare_portrait_stylization(settings: Settings, content: torch.Tensor) -> dict[str, Any]:
     """Faces of the full-resolution content (3, H, W), detected once per run:
-    {"faces": normalised boxes (M, 4)}; nothing when both face weights are 0."""
-    if settings.face_weight == 0 and settings.mesh_weight == 0:
+    {"faces": normalised boxes (M, 4)}; nothing when no face term is built."""
+    if not uses_face_id(settings) and settings.mesh_weight == 0:
         return {}
     return {
         "faces": content_faces(
@@ -347,17 +367,18 @@ def build_portrait_stylization(
 
     content (1, 3, H, W); styles list of (1, 3, h, w). ``faces``: normalised boxes
     (M, 4) from :func:`prepare_portrait_stylization`; None detects them in ``content``.
-    A term whose weight is 0 is left out, so with both at 0 this is exactly crowson.
+    A term whose weight (or identity) is 0 is left out, so without both this is exactly
+    crowson.
     """
     built = build_content_style(settings, extractor, content, styles)
-    if settings.face_weight == 0 and settings.mesh_weight == 0:
+    if not uses_face_id(settings) and settings.mesh_weight == 0:
         return built
     if faces is None:
         faces = prepare_portrait_stylization(settings, content[0])["faces"]
     if len(faces) == 0:
         return built
     boxes = scale_boxes(faces, (content.shape[-2], content.shape[-1]))
-    if settings.face_weight > 0:
+    if uses_face_id(settings):
         built.terms.append(
             FaceIDTerm(
                 boxes,
@@ -365,6 +386,8 @@ def build_portrait_stylization(
                 settings.face_weight,
                 settings.face_model,
                 autocast=settings.autocast,
+                loss=settings.face_loss,
+                identity=settings.identity,
             )
         )
     if settings.mesh_weight > 0:
@@ -525,8 +548,15 @@ def render_instant(
 
 
 PAPER_EXACT: dict[str, Any] = {"precision": "fp32", "converge_tol": 0.0}
-"""What ``paper_exact`` sets over a method's speed defaults (the papers' iteration
+"""What ``paper_exact`` sets over every method's speed defaults (the papers' iteration
 counts are the defaults already)."""
+
+
+def paper_exact_settings(method: str) -> dict[str, Any]:
+    """Everything ``paper_exact`` sets for ``method``."""
+    return {**PAPER_EXACT, **METHODS[method].paper_settings}
+
+
 CROWSON_DEFAULTS: dict[str, Any] = {
     "optimizer": "adam",
     "lr": 0.02,
@@ -593,10 +623,16 @@ METHODS: dict[str, Method] = {
         Method(
             name="portrait-stylization",
             description=(
-                "Portrait Stylization: crowson plus a FaceID loss (FaceNet activations of "
-                "the faces, weight 0.015) and an optional FaceMesh landmark loss"
+                "Portrait Stylization: crowson plus a FaceID loss on the faces' FaceNet "
+                "embeddings (--identity 0..1) and an optional FaceMesh landmark loss"
             ),
-            defaults={**CROWSON_DEFAULTS, "face_weight": 0.015},
+            defaults={
+                **CROWSON_DEFAULTS,
+                "face_loss": "embedding",
+                "face_weight": 0.05,
+                "identity": 0.9,
+            },
+            paper_settings={"face_loss": "activations", "face_weight": 0.015},
             build=build_portrait_stylization,
             prepare=prepare_portrait_stylization,
             paper="Portrait Stylization: Artistic Style Transfer with Auxiliary Networks "
@@ -620,7 +656,6 @@ METHODS: dict[str, Method] = {
             ),
             defaults={"iterations": 0},
             render=render_instant,
-            weights=MAGENTA_WEIGHTS,
             paper="Ghiasi et al., Exploring the structure of a real-time, arbitrary neural "
             "artistic stylization network, BMVC 2017 (Magenta)",
             notes=[
@@ -636,15 +671,15 @@ METHODS: dict[str, Method] = {
 def resolve_settings(method: str, overrides: dict[str, Any] | None = None) -> Settings:
     """The settings of ``method`` with ``overrides`` applied (None values are ignored)."""
     if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
+        raise SettingsError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     names = {f.name for f in dataclasses.fields(Settings)}
     given = {k: v for k, v in (overrides or {}).items() if v is not None}
     unknown = sorted(set(given) - names)
     if unknown:
-        raise ValueError(
+        raise SettingsError(
             f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}"
         )
-    exact = PAPER_EXACT if given.get("paper_exact") else {}
+    exact = paper_exact_settings(method) if given.get("paper_exact") else {}
     values: dict[str, Any] = {**METHODS[method].defaults, **exact, **given, "method": method}
     tuples = ("content_layers", "style_layers", "background_layers")
     for key in (*tuples, "style_layer_weights", "style_blend_weights"):

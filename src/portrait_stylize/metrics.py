@@ -29,8 +29,8 @@ import piq
 import torch
 import torch.nn.functional as F
 
-from . import masks
-from .features import FeatureExtractor, build_extractor
+from . import masks, models
+from .features import FeatureExtractor
 from .io import resize_long_side
 from .losses import gram_matrix, gram_squared_error
 from .methods import STYLE_LAYERS, masked_gram
@@ -102,8 +102,9 @@ def style_distance(
 
 
 def style_evaluator(device: str = "cpu") -> FeatureExtractor:
-    """The feature network of :func:`style_distance`: :data:`EVALUATOR_BACKBONE`, calibrated."""
-    return build_extractor(EVALUATOR_BACKBONE, calibration="layer-mean", device=device)
+    """The feature network of :func:`style_distance`: :data:`EVALUATOR_BACKBONE`, calibrated
+    (loaded once per process and device)."""
+    return models.extractor(EVALUATOR_BACKBONE, "max", "zeros", "layer-mean", device)
 
 
 def _batch(image: torch.Tensor) -> torch.Tensor:

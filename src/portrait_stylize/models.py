@@ -1,36 +1,110 @@
-"""Pretrained networks loaded once per process and device, frozen, shared by every caller."""
+"""Pretrained networks loaded once per process and device, frozen, shared by every caller.
+
+The first call for a network and device loads (and verifies) its weights; later calls,
+from any thread, return the same module, so a second run in a process loads and hashes
+nothing. Inside :func:`tracking` every network asked for is noted (for the run record,
+whether loaded now or earlier) and a load announces itself as a
+:class:`~portrait_stylize.engine.WeightsLoading` event.
+"""
 
 from __future__ import annotations
 
-import functools
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, TypeVar
 
 from torch import nn
 
+from .engine import Event, WeightsLoading
+from .features import BACKBONES, FeatureExtractor, build_extractor
 from .nets.facenet import InceptionResnetV1, load_facenet
+from .nets.magenta import WEIGHTS as MAGENTA_WEIGHTS
 from .nets.magenta import StylePredictor, StyleTransformer, load_magenta
 from .nets.mediapipe import load_mediapipe
-from .nets.mtcnn import MTCNN, load_mtcnn
+from .nets.mtcnn import MTCNN, STAGES, load_mtcnn
+
+T = TypeVar("T")
+_CACHE: dict[tuple[Any, ...], Any] = {}
+_LOCK = threading.RLock()
 
 
-@functools.lru_cache(maxsize=4)
+class _Usage:
+    """The networks one run asked for (registry names, in order) and where its events go."""
+
+    def __init__(self, notify: Callable[[Event], None]) -> None:
+        self.names: list[str] = []
+        self.notify = notify
+
+
+_RUN: ContextVar[_Usage | None] = ContextVar("portrait_stylize_run", default=None)
+
+
+@contextmanager
+def tracking(notify: Callable[[Event], None] = lambda event: None) -> Iterator[list[str]]:
+    """Note the registry names of every network used in this context (the yielded list)
+    and send :class:`~portrait_stylize.engine.WeightsLoading` events to ``notify``."""
+    usage = _Usage(notify)
+    token = _RUN.set(usage)
+    try:
+        yield usage.names
+    finally:
+        _RUN.reset(token)
+
+
+def _warm(key: tuple[Any, ...], names: tuple[str, ...], device: str, load: Callable[[], T]) -> T:
+    """The cached network under ``key``, loaded by ``load()`` on the first call."""
+    usage = _RUN.get()
+    if usage is not None:
+        usage.names.extend(name for name in names if name not in usage.names)
+    with _LOCK:  # one load at a time: two threads asking for one network load it once
+        if key not in _CACHE:
+            if usage is not None:
+                usage.notify(WeightsLoading(names, device))
+            _CACHE[key] = load()
+        return _CACHE[key]
+
+
+def extractor(
+    backbone: str, pooling: str, first_padding: str, calibration: str, device: str
+) -> FeatureExtractor:
+    """The calibrated VGG feature extractor ``backbone`` on ``device``."""
+    return _warm(
+        ("extractor", backbone, pooling, first_padding, calibration, device),
+        (BACKBONES[backbone].weights,),
+        device,
+        lambda: build_extractor(
+            backbone,
+            pooling=pooling,
+            first_padding=first_padding,
+            device=device,
+            calibration=calibration,
+        ),
+    )
+
+
 def mtcnn(device: str) -> MTCNN:
     """The MTCNN cascade on ``device``."""
-    return load_mtcnn(device)
+    names = tuple(f"mtcnn-{stage}" for stage in STAGES)
+    return _warm(("mtcnn", device), names, device, lambda: load_mtcnn(device))
 
 
-@functools.lru_cache(maxsize=8)
 def mediapipe(name: str, device: str) -> nn.Module:
     """MediaPipe network ``name`` (facemesh, blazeface, selfie-segmentation...) on ``device``."""
-    return load_mediapipe(name, device)
+    return _warm(("mediapipe", name, device), (name,), device, lambda: load_mediapipe(name, device))
 
 
-@functools.lru_cache(maxsize=4)
 def facenet(name: str, device: str, replicate_pad: bool = False) -> InceptionResnetV1:
     """FaceNet ``name`` on ``device``; ``replicate_pad`` pads its first conv (paper 2's loss)."""
-    return load_facenet(name, device, replicate_pad=replicate_pad)
+    return _warm(
+        ("facenet", name, device, replicate_pad),
+        (name,),
+        device,
+        lambda: load_facenet(name, device, replicate_pad=replicate_pad),
+    )
 
 
-@functools.lru_cache(maxsize=4)
 def magenta(device: str) -> tuple[StylePredictor, StyleTransformer]:
     """Magenta's arbitrary stylization pair (style prediction, transformer) on ``device``."""
-    return load_magenta(device)
+    return _warm(("magenta", device), MAGENTA_WEIGHTS, device, lambda: load_magenta(device))

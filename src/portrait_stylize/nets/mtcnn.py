@@ -245,6 +245,10 @@ class MTCNN(nn.Module):
         return boxes[keep], prob[keep], landmarks[keep]
 
 
+STAGES = ("pnet", "rnet", "onet")
+"""The cascade's networks, each with its registry weights ``mtcnn-<stage>``."""
+
+
 def state_dict_from_pt(path: str | Path) -> dict[str, Tensor]:
     """A facenet-pytorch P/R/O-Net state dict file -> our state dict (same layer names)."""
     loaded = torch.load(path, map_location="cpu", weights_only=True)
@@ -261,6 +265,6 @@ def load_mtcnn(
     from portrait_stylize.weights import load_state_dict
 
     model = MTCNN(min_face_size, factor, thresholds)
-    for stage in ("pnet", "rnet", "onet"):
+    for stage in STAGES:
         getattr(model, stage).load_state_dict(load_state_dict(f"mtcnn-{stage}"))
     return model.eval().requires_grad_(False).to(device)

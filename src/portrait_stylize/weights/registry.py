@@ -25,12 +25,10 @@ from pathlib import Path
 
 import platformdirs
 
+from ..errors import WeightsError
+
 HOME_ENV = "PORTRAIT_STYLIZE_HOME"
 _CHUNK = 1 << 20
-
-
-class WeightsError(RuntimeError):
-    """A weight file could not be obtained or failed verification."""
 
 
 def cache_root() -> Path:

@@ -1,0 +1,381 @@
+"""The HTTP API and the page: ``create_app(ServerConfig(data=...))``.
+
+Every error is JSON ``{"error": message}`` with the status of the error table
+(:mod:`portrait_stylize.errors`): bad uploads or settings 400/413/415, unknown jobs 404,
+anything unexpected 500, never a traceback. With a token, every request must carry it
+(``Authorization: Bearer T``, ``?token=T``, or the cookie the page sets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hmac
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, File, Form, Header, Query, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from .. import __version__
+from ..checkpoint import settings_key
+from ..errors import PortraitStylizeError, SettingsError, outcome
+from .settings import Limits, form_schema, parse_settings
+from .store import ACTIVE, FINISHED, Job, JobStore, job_id
+from .uploads import UploadRejected, check_image, save_upload, sniff
+
+log = logging.getLogger("portrait_stylize.web")
+
+STATIC = Path(__file__).parent / "static"
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+"""The bundled public-domain images of a source checkout."""
+TOKEN_COOKIE = "portrait_stylize_token"
+EVENT_POLL_S = 0.5
+KEEPALIVE_S = 15.0
+FORM_OVERHEAD = 1_000_000
+"""Bytes a request may carry besides its images (settings, multipart framing)."""
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """The app's data folder, its token (None: open, loopback only) and its limits."""
+
+    data: Path
+    token: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    examples: Path = EXAMPLES
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class Guard:
+    """ASGI middleware in front of everything: the token, and the size of request bodies
+    (refused with 413 from Content-Length, or as soon as a streamed body passes it)."""
+
+    def __init__(self, app: ASGIApp, token: str | None, max_body: int) -> None:
+        self.app = app
+        self.token = token
+        self.max_body = max_body
+
+    def _authorised(self, request: Request) -> bool:
+        if self.token is None:
+            return True
+        bearer = request.headers.get("authorization", "")
+        offered = [
+            bearer.removeprefix("Bearer ") if bearer.startswith("Bearer ") else "",
+            request.query_params.get("token", ""),
+            request.cookies.get(TOKEN_COOKIE, ""),
+        ]
+        return any(hmac.compare_digest(o.encode(), self.token.encode()) for o in offered if o)
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        if not self._authorised(request):
+            await _error(401, "a valid token is needed (Authorization: Bearer TOKEN)")(
+                scope, receive, send
+            )
+            return
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_body:
+            await _error(413, f"request larger than {self.max_body} bytes")(scope, receive, send)
+            return
+        received = 0
+        refused = False
+
+        async def counted() -> Message:
+            nonlocal received, refused
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body and not refused:
+                refused = True
+                await _error(413, f"request larger than {self.max_body} bytes")(
+                    scope, receive, send
+                )
+            return {"type": "http.disconnect"} if refused else message
+
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        try:
+            await self.app(scope, counted, guarded_send)
+        except Exception:
+            if not refused:
+                raise
+
+
+def _iso(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    """The FastAPI app over the store in ``config.data``."""
+    store = JobStore(config.data)
+    limits = config.limits
+    app = FastAPI(
+        title="portrait-stylize",
+        version=__version__,
+        description="Paint a photograph of people in the style of a painting: jobs, "
+        "progress, previews and results.",
+    )
+    max_body = limits.max_bytes * (1 + limits.max_styles) + FORM_OVERHEAD
+    app.add_middleware(Guard, token=config.token, max_body=max_body)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"] if part not in ("body", "query"))
+        return _error(400, f"{where}: {first['msg']}")
+
+    @app.exception_handler(UploadRejected)
+    async def rejected(request: Request, exc: UploadRejected) -> Response:
+        return _error(exc.status, str(exc))
+
+    @app.exception_handler(PortraitStylizeError)
+    async def library_error(request: Request, exc: PortraitStylizeError) -> Response:
+        return _error(outcome(exc).http_status, str(exc))
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> Response:
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _error(500, f"internal error ({type(exc).__name__}); see the server's log")
+
+    def found(job_ref: str) -> Job:
+        job = store.get(job_ref)
+        if job is None:
+            raise HTTPException(404, f"no job {job_ref}")
+        return job
+
+    def view(job: Job) -> dict[str, Any]:
+        """A job as the API shows it."""
+        base = f"/api/jobs/{job.id}"
+        links = {"events": f"{base}/events"}
+        if job.status == "done":
+            links |= {"result": f"{base}/result", "tif": f"{base}/result?format=tif"}
+            links |= {"record": f"{base}/record", "preview": f"{base}/preview"}
+        elif (store.work_dir(job.id) / "preview.png").is_file():
+            links["preview"] = f"{base}/preview"
+        return {
+            "id": job.id,
+            "status": job.status,
+            "stage": job.stage,
+            "stages": job.stages,
+            "step": job.step,
+            "steps": job.steps,
+            "eta_s": job.eta_s,
+            "error": job.error,
+            "created": _iso(job.created),
+            "settings": job.settings,
+            "attempts": job.attempts,
+            "position": store.position(job),
+            "terms": job.terms,
+            "links": links,
+        }
+
+    @app.get("/", include_in_schema=False)
+    def index(token: str | None = None) -> Response:
+        response = FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+        if token is not None:  # the Guard checked it: keep it for the page's requests
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
+        return response
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/api/settings")
+    def settings_schema() -> dict[str, Any]:
+        """Methods, every accepted setting (type, help, default per method) and limits."""
+        return form_schema(limits)
+
+    @app.get("/api/examples")
+    def examples() -> list[dict[str, str]]:
+        """The bundled public-domain images: name, kind (photograph, painting), title."""
+        return _examples(config.examples)
+
+    @app.get("/api/examples/{name}")
+    def example(name: str) -> Response:
+        """One bundled image."""
+        known = {entry["name"] for entry in _examples(config.examples)}
+        if name not in known:
+            raise HTTPException(404, f"no example {name}")
+        return FileResponse(config.examples / name)
+
+    @app.post("/api/jobs", status_code=201, responses={200: {"description": "existing job"}})
+    def create_job(
+        content: Annotated[UploadFile, File(description="the photograph")],
+        style: Annotated[list[UploadFile], File(description="one or more paintings")],
+        settings: Annotated[str, Form(description="JSON object of CLI long options")] = "{}",
+    ) -> JSONResponse:
+        """Queue a job; 201 {"id"}, or 200 {"id"} for an identical job that exists."""
+        given, resolved = parse_settings(settings, limits)
+        if len(style) > limits.max_styles:
+            raise SettingsError(f"style: at most {limits.max_styles} style images")
+        uploads = [("content", content)] + [(f"style[{i}]", s) for i, s in enumerate(style)]
+        saved: list[tuple[Path, str]] = []
+        try:
+            for name, upload in uploads:
+                path = store.temp_path()
+                saved.append((path, save_upload(upload.file, path, name, limits.max_bytes)))
+                check_image(path, name, limits)
+            shas = [sha for _, sha in saved]
+            job = job_id(shas[0], shas[1:], settings_key(resolved))
+            _, created = store.submit(job, given, saved)
+        finally:
+            for path, _ in saved:
+                path.unlink(missing_ok=True)
+        return JSONResponse({"id": job}, status_code=201 if created else 200)
+
+    @app.get("/api/jobs")
+    def list_jobs(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
+        """Jobs, newest first."""
+        return [view(job) for job in store.list(limit)]
+
+    @app.get("/api/jobs/{job_ref}")
+    def get_job(job_ref: str) -> dict[str, Any]:
+        """A job's status, progress and settings."""
+        return view(found(job_ref))
+
+    @app.get("/api/jobs/{job_ref}/events")
+    async def events(
+        job_ref: str,
+        request: Request,
+        last_event_id: Annotated[str | None, Header()] = None,
+    ) -> StreamingResponse:
+        """Server-sent events: queued, started, loading, faces, stage, progress, preview
+        and the final done, failed or cancelled; resumes after ``Last-Event-ID``."""
+        await run_in_threadpool(found, job_ref)
+        after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+        stream = _event_stream(store, job_ref, after, request)
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+
+    @app.get("/api/jobs/{job_ref}/preview")
+    def preview(job_ref: str) -> Response:
+        """The latest preview while it runs, the result once done; 404 before the first."""
+        job = found(job_ref)
+        if job.status == "done" and job.outputs:
+            return _file(store.file_path(job.outputs["png"]), "image/png")
+        path = store.work_dir(job.id) / "preview.png"
+        if not path.is_file():
+            raise HTTPException(404, "no preview yet")
+        return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/jobs/{job_ref}/result")
+    def result(job_ref: str, format: Literal["png", "tif"] = "png") -> Response:
+        """The result as PNG or 16-bit TIFF; 404 until done."""
+        job = found(job_ref)
+        if job.status != "done" or not job.outputs:
+            raise HTTPException(404, f"job {job.id} is {job.status}, no result")
+        media = "image/png" if format == "png" else "image/tiff"
+        return _file(store.file_path(job.outputs[format]), media, f"portrait-{job.id}.{format}")
+
+    @app.get("/api/jobs/{job_ref}/record")
+    def record(job_ref: str) -> Response:
+        """The run record (settings, inputs, weights, stages, versions); 404 until done."""
+        job = found(job_ref)
+        if job.status != "done" or not job.outputs:
+            raise HTTPException(404, f"job {job.id} is {job.status}, no record")
+        return _file(store.file_path(job.outputs["record"]), "application/json")
+
+    @app.get("/api/jobs/{job_ref}/inputs/{index}")
+    def job_input(job_ref: str, index: int) -> Response:
+        """Input ``index`` of a job: 0 the photograph, 1.. the paintings."""
+        job = found(job_ref)
+        hashes = [job.inputs["content"], *job.inputs["styles"]]
+        if not 0 <= index < len(hashes):
+            raise HTTPException(404, f"job {job.id} has no input {index}")
+        path = store.file_path(hashes[index])
+        with path.open("rb") as handle:
+            media = sniff(handle.read(12)) or "application/octet-stream"
+        return _file(path, media)
+
+    @app.post("/api/jobs/{job_ref}/cancel")
+    def cancel(job_ref: str) -> dict[str, Any]:
+        """Cancel a queued or running job; a finished one is left as it is (409)."""
+        job = store.cancel(job_ref)
+        if job is None:
+            raise HTTPException(404, f"no job {job_ref}")
+        if job.status != "cancelled":
+            raise HTTPException(409, f"job {job.id} is {job.status}; nothing to cancel")
+        return view(job)
+
+    @app.delete("/api/jobs/{job_ref}", status_code=204)
+    def delete(job_ref: str) -> Response:
+        """Remove a finished job and its files (those no other job uses); 409 while active."""
+        job = found(job_ref)
+        if job.status in ACTIVE or not store.delete(job.id):
+            raise HTTPException(409, f"job {job.id} is {job.status}; cancel it first")
+        return Response(status_code=204)
+
+    return app
+
+
+def _file(path: Path, media: str, filename: str | None = None) -> FileResponse:
+    """A stored file: immutable (named by its hash), downloaded as ``filename`` if given."""
+    headers = {"Cache-Control": "private, max-age=31536000, immutable"}
+    return FileResponse(path, media_type=media, filename=filename, headers=headers)
+
+
+async def _event_stream(
+    store: JobStore, job: str, after: int, request: Request
+) -> AsyncIterator[str]:
+    """A job's events after ``after`` as SSE frames, then new ones as they come, until
+    the job ends (its final event is the last of the job's events), is deleted or the
+    client leaves."""
+    quiet = 0.0
+    while not await request.is_disconnected():
+        rows = await run_in_threadpool(store.events, job, after)
+        for seq, kind, data in rows:
+            after = seq
+            if kind == "preview":
+                data["url"] = f"/api/jobs/{job}/preview?n={data['n']}"
+            yield f"id: {seq}\nevent: {kind}\ndata: {json.dumps(data)}\n\n"
+        if rows and rows[-1][1] in FINISHED:
+            return
+        quiet = 0.0 if rows else quiet + EVENT_POLL_S
+        if quiet >= KEEPALIVE_S:
+            quiet = 0.0
+            if await run_in_threadpool(store.get, job) is None:
+                return
+            yield ": keepalive\n\n"
+        await asyncio.sleep(EVENT_POLL_S)
+
+
+_EXAMPLE_ROW = re.compile(
+    r"^\| `([\w.-]+\.(?:jpg|png))` \| [^|]* \| (photograph|painting)[^:]*: ([^|]*)"
+)
+
+
+def _examples(folder: Path) -> list[dict[str, str]]:
+    """The images listed in ``folder/README.md``'s table that exist, with kind and title."""
+    readme = folder / "README.md"
+    if not readme.is_file():
+        return []
+    entries = []
+    for line in readme.read_text().splitlines():
+        match = _EXAMPLE_ROW.match(line)
+        if match and (folder / match[1]).is_file():
+            entries.append({"name": match[1], "kind": match[2], "title": match[3].strip()})
+    return entries

@@ -1,0 +1,89 @@
+"""Uploaded images, treated as hostile: bytes counted while copied, the type sniffed from
+the content, the pixel count read from the header before anything is decoded, then a full
+decode. The client's file name and declared type are never used."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import BinaryIO
+
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import InputError
+from ..io import load_image
+from .settings import Limits
+
+SIGNATURES = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "image/tiff": (b"II*\x00", b"MM\x00*"),
+}
+FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP", "image/tiff": "TIFF"}
+
+
+class UploadRejected(Exception):
+    """An upload refused before it is decoded: ``status`` 413 (too large) or 415 (type)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def sniff(head: bytes) -> str | None:
+    """The media type of an image from its first 12 bytes, None when not one we read."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    for media, signatures in SIGNATURES.items():
+        if head.startswith(signatures):
+            return media
+    return None
+
+
+def save_upload(source: BinaryIO, dest: Path, field: str, max_bytes: int) -> str:
+    """Copy ``source`` to ``dest`` (removed again when refused); returns its sha256.
+    Over ``max_bytes``: UploadRejected 413."""
+    digest = hashlib.sha256()
+    written = 0
+    with dest.open("wb") as out:
+        for block in iter(lambda: source.read(1 << 20), b""):
+            written += len(block)
+            if written > max_bytes:
+                out.close()
+                dest.unlink()
+                raise UploadRejected(f"{field}: larger than {max_bytes} bytes", 413)
+            digest.update(block)
+            out.write(block)
+    if written == 0:
+        dest.unlink()
+        raise InputError(f"{field}: empty file")
+    return digest.hexdigest()
+
+
+def check_image(path: Path, field: str, limits: Limits) -> str:
+    """Check the saved upload ``path``: a JPEG, PNG, WebP or TIFF by its bytes (else 415),
+    at most ``limits.max_pixels`` by its header (else 413), and decodable (else
+    InputError naming ``field``, never the server's path). Returns its media type."""
+    with path.open("rb") as handle:
+        media = sniff(handle.read(12))
+    if media is None:
+        raise UploadRejected(f"{field}: not a JPEG, PNG, WebP or TIFF image", 415)
+    try:
+        with Image.open(path, formats=[FORMATS[media]]) as image:
+            width, height = image.size
+    except Image.DecompressionBombError:
+        raise UploadRejected(f"{field}: too many pixels", 413) from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise InputError(f"{field}: not a readable image ({exc})") from None
+    if width * height > limits.max_pixels:
+        raise UploadRejected(
+            f"{field}: {width}x{height} is over this server's limit of {limits.max_pixels} pixels",
+            413,
+        )
+    try:
+        load_image(path, max_pixels=limits.max_pixels)
+    except InputError as exc:
+        raise InputError(str(exc).replace(str(path), field)) from None
+    except Exception as exc:  # a hostile file may break a decoder in any way
+        raise InputError(f"{field}: cannot decode ({type(exc).__name__})") from None
+    return media

@@ -1,0 +1,246 @@
+"""A worker process: claims jobs from the store by lease and runs them, networks kept warm.
+
+Each worker is a separate process (spawned by the server), so a crash or an
+out-of-memory kill takes one job's attempt with it, not the server. Its networks stay
+loaded between jobs (:mod:`portrait_stylize.models`). While a job runs, every progress
+report renews the lease; when the renewal fails (the job was cancelled, or the lease
+expired and another worker took it) the run is stopped and its result dropped. A run
+saves a checkpoint in the job's working folder at every scale boundary, and a job
+claimed again continues from it. SIGTERM, or the server disappearing, stops the run at
+its next step and gives the job back to the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..api import StylizeResult, save_result, stylize
+from ..engine import CancelToken, Event, FacesFound, StageStarted, Step, StopReason, WeightsLoading
+from ..errors import PortraitStylizeError
+from ..io import record_path, save_image
+from ..methods import resolve_settings, scale_schedule
+from .store import Job, JobStore, new_owner
+
+log = logging.getLogger("portrait_stylize.web")
+
+PROGRESS_EVERY_S = 1.0
+"""At most one progress report (lease renewal, event) per this many seconds."""
+PREVIEW_EVERY_S = 3.0
+"""Seconds between preview images."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What a worker needs: the data folder, its device, the lease terms."""
+
+    data: Path
+    device: str = "cpu"
+    lease_s: float = 120.0
+    max_attempts: int = 3
+    poll_s: float = 0.5
+    threads: int | None = None
+    """torch's CPU threads (None: its default)."""
+    parent: int | None = None
+    """The server's pid: the worker stops when it is gone."""
+
+
+class Eta:
+    """Seconds left from the rate since the first step seen (a resumed run starts late)."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.first: tuple[float, int] | None = None
+
+    def update(self, now: float, done: int) -> float | None:
+        if self.first is None:
+            self.first = (now, done)
+        start, base = self.first
+        if done <= base:
+            return None
+        return round((now - start) / (done - base) * (self.total - done), 1)
+
+
+class Reporter:
+    """The run's callback: progress, stage and preview reports for the job's row and events,
+    each renewing the lease; a failed renewal cancels the run (``lost``)."""
+
+    def __init__(self, worker: Worker, job: Job, token: CancelToken, stages: list[int]) -> None:
+        self.worker = worker
+        self.job = job
+        self.token = token
+        self.preview_path = worker.store.work_dir(job.id) / "preview.png"
+        self.starts = [sum(stages[:i]) for i in range(len(stages))]
+        self.eta = Eta(sum(stages))
+        self.lost = False
+        self.next_progress = 0.0
+        self.next_preview = time.monotonic() + PREVIEW_EVERY_S
+        self.previews = 0
+        self.image: torch.Tensor | None = None
+
+    def report(self, fields: dict[str, object], event: tuple[str, dict] | None = None) -> None:
+        if self.worker.orphaned():
+            self.worker.stop()
+        config = self.worker.config
+        if not self.worker.store.progress(
+            self.job.id, self.worker.owner, config.lease_s, fields, event
+        ):
+            self.lost = True
+            self.token.cancel()
+
+    def __call__(self, step: Step) -> bool:
+        now = time.monotonic()
+        eta = self.eta.update(now, self.starts[step.stage] + step.iteration)
+        self.image = step.image
+        if now >= self.next_progress or step.iteration == step.iterations:
+            self.next_progress = now + PROGRESS_EVERY_S
+            terms = {"loss": step.loss, **step.terms}
+            fields = {
+                "stage": step.stage + 1,
+                "stages": step.stages,
+                "step": step.iteration,
+                "steps": step.iterations,
+                "eta_s": eta,
+                "terms": terms,
+            }
+            self.report(fields, ("progress", fields))
+        if now >= self.next_preview:
+            self.preview()
+        return False
+
+    def preview(self) -> None:
+        """Save the latest image as the job's preview (atomically) and announce it."""
+        if self.image is None:
+            return
+        save_image(self.image[0], self.preview_path)
+        self.previews += 1
+        self.next_preview = time.monotonic() + PREVIEW_EVERY_S
+        self.report({}, ("preview", {"n": self.previews}))
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, StageStarted):
+            fields = {
+                "stage": event.stage + 1,
+                "stages": event.stages,
+                "step": event.iteration,
+                "steps": event.iterations,
+            }
+            self.report(fields, ("stage", {**fields, "size": list(event.size)}))
+        elif isinstance(event, WeightsLoading):
+            self.report({}, ("loading", {"names": list(event.names), "device": event.device}))
+        elif isinstance(event, FacesFound):
+            self.report({}, ("faces", {"boxes": event.boxes}))
+        else:  # a stage finished: show where it got to
+            self.preview()
+
+
+class Worker:
+    """Claims and runs jobs until stopped."""
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self.config = config
+        self.store = JobStore(config.data)
+        self.owner = new_owner()
+        self.stopping = threading.Event()
+        self.token: CancelToken | None = None
+
+    def stop(self) -> None:
+        """Stop after the current step; the job goes back to the queue."""
+        self.stopping.set()
+        if self.token is not None:
+            self.token.cancel()
+
+    def orphaned(self) -> bool:
+        """Whether the server that started this worker is gone."""
+        return self.config.parent is not None and os.getppid() != self.config.parent
+
+    def run(self) -> None:
+        """Claim and run jobs until :meth:`stop` or the server is gone."""
+        log.info("worker %s ready on %s", self.owner, self.config.device)
+        while not self.stopping.is_set() and not self.orphaned():
+            job = self.store.claim(self.owner, self.config.lease_s, self.config.max_attempts)
+            if job is None:
+                self.stopping.wait(self.config.poll_s)
+                continue
+            self.run_job(job)
+        log.info("worker %s stopped", self.owner)
+
+    def run_job(self, job: Job) -> None:
+        """Run one claimed job to its end: done, failed, or given back/dropped when stopped."""
+        log.info("job %s: attempt %d on %s", job.id, job.attempts, self.owner)
+        work = self.store.work_dir(job.id)
+        work.mkdir(parents=True, exist_ok=True)
+        checkpoint = work / "checkpoint.pt"
+        token = self.token = CancelToken()
+        if self.stopping.is_set():
+            token.cancel()
+        overrides = dict(job.settings)
+        method = overrides.pop("method")
+        settings = resolve_settings(method, overrides)
+        reporter = Reporter(self, job, token, [n for _, n in scale_schedule(settings)])
+        try:
+            result = stylize(
+                self.store.file_path(job.inputs["content"]),
+                [self.store.file_path(sha) for sha in job.inputs["styles"]],
+                method,
+                callbacks=[reporter],
+                cancel=token,
+                checkpoint=checkpoint,
+                resume=checkpoint.is_file(),
+                device=self.config.device,
+                **overrides,
+            )
+        except PortraitStylizeError as exc:
+            log.info("job %s failed: %s", job.id, exc)
+            self.store.fail(job.id, self.owner, str(exc))
+            return
+        except Exception as exc:
+            log.exception("job %s: internal error", job.id)
+            self.store.fail(job.id, self.owner, f"internal error: {type(exc).__name__}: {exc}")
+            return
+        finally:
+            self.token = None
+        if result.stopped == StopReason.CANCELLED:
+            self._stopped(job, reporter.lost)
+            return
+        if self.store.finish(job.id, self.owner, self._save(result, work)):
+            log.info("job %s done", job.id)
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _stopped(self, job: Job, lost: bool) -> None:
+        """After a run stopped early: a lost job is dropped (its folder too, once the job
+        is deleted); a worker stopping gives its job back to the queue."""
+        if not lost:
+            self.store.release(job.id, self.owner)
+            log.info("job %s given back to the queue", job.id)
+        elif self.store.get(job.id) is None:
+            shutil.rmtree(self.store.work_dir(job.id), ignore_errors=True)
+
+    @staticmethod
+    def _save(result: StylizeResult, work: Path) -> dict[str, Path]:
+        """Write the result as PNG and 16-bit TIFF, its artifacts and its record in
+        ``work``; returns them by output name."""
+        png = work / "result.png"
+        save_result(result, png)
+        save_image(result.image, work / "result.tif", result.alpha)
+        outputs = {"png": png, "tif": work / "result.tif", "record": record_path(png)}
+        return outputs | {name: work / f"result.{name}.png" for name in result.artifacts}
+
+
+def main(config: WorkerConfig) -> None:
+    """A worker process's entry point: Ctrl-C is the server's to handle, SIGTERM stops."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    worker = Worker(config)
+    signal.signal(signal.SIGTERM, lambda signum, frame: worker.stop())
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    worker.run()
