@@ -90,7 +90,8 @@ def initial_image(
 
     mean: the backbone's zero input (ImageNet's mean colour) plus faint noise (neural-style);
     noise: mid-gray plus white Gaussian noise; uniform: U(0, 1) per pixel; style-mean: the
-    mean colour of the style images; instant: the ``instant`` method's result. ``styles``: (1, 3, h, w), any size.
+    mean colour of the style images; instant: the ``instant`` method's result.
+    ``styles``: (1, 3, h, w), any size.
     """
     generator = torch.Generator().manual_seed(settings.seed)
     if settings.init == "instant":
