@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from portrait_stylize.face_metrics import content_face_boxes, identity_cosine
-from portrait_stylize.io import load_image, resize_long_side
+from portrait_stylize.images import load_image, resize_long_side
 from portrait_stylize.metrics import style_distance, style_evaluator
 
 

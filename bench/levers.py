@@ -19,8 +19,7 @@ from collections.abc import Callable
 import torch
 
 from portrait_stylize.features import FeatureExtractor, build_extractor
-from portrait_stylize.losses import gram_matrix
-from portrait_stylize.methods import STYLE_LAYERS
+from portrait_stylize.losses import STYLE_LAYERS, gram_matrix
 
 Step = Callable[[torch.Tensor], torch.Tensor]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from portrait_stylize.features import build_extractor
-from portrait_stylize.io import load_image, resize_long_side
+from portrait_stylize.images import load_image, resize_long_side
 from portrait_stylize.losses import gram_matrix
 from portrait_stylize.nets.vgg import VGG_BLOCKS
 from portrait_stylize.weights import weight_path

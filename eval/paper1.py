@@ -26,7 +26,7 @@ from PIL import Image
 
 from portrait_stylize.api import save_result, stylize
 from portrait_stylize.faces import crop_faces, detect_faces, square_boxes
-from portrait_stylize.io import (
+from portrait_stylize.images import (
     load_image,
     record_path,
     resize_long_side,

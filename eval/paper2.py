@@ -36,7 +36,7 @@ from portrait_stylize.api import save_result, stylize
 from portrait_stylize.face_metrics import content_face_boxes, identity_cosine, landmark_nme
 from portrait_stylize.faces import crop_faces, square_boxes
 from portrait_stylize.features import FeatureExtractor
-from portrait_stylize.io import (
+from portrait_stylize.images import (
     load_image,
     record_path,
     resize_long_side,

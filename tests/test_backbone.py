@@ -15,9 +15,16 @@ from portrait_stylize.api import initial_image
 from portrait_stylize.engine import optimise
 from portrait_stylize.face_metrics import content_face_boxes
 from portrait_stylize.features import BACKBONES, build_extractor, torchvision_factor
-from portrait_stylize.io import load_image, resize_long_side
-from portrait_stylize.losses import Objective, Term, TVTerm, gram_matrix, total_variation
-from portrait_stylize.methods import CONVENTIONS, resolve_settings
+from portrait_stylize.images import load_image, resize_long_side
+from portrait_stylize.losses import (
+    CONVENTIONS,
+    Objective,
+    Term,
+    TVTerm,
+    gram_matrix,
+    total_variation,
+)
+from portrait_stylize.methods import resolve_settings
 from portrait_stylize.metrics import style_distance, style_evaluator
 from portrait_stylize.nets.vgg import (
     VGG_BLOCKS,

@@ -22,7 +22,7 @@ from torchvision.transforms.functional import gaussian_blur
 from portrait_stylize.cli import main
 from portrait_stylize.commands.evaluate import _shown
 from portrait_stylize.face_metrics import content_face_boxes, face_stylization
-from portrait_stylize.io import load_image, save_image
+from portrait_stylize.images import load_image, save_image
 from portrait_stylize.weights import WeightsError, weight_path
 
 from .conftest import data_file

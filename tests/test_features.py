@@ -116,7 +116,7 @@ def _scaled_state_dict(state: dict[str, torch.Tensor], factor: float) -> dict[st
 
 def test_calibration_makes_backbones_of_different_scale_agree() -> None:
     """Two networks differing only in activation scale (50x) give the same calibrated features,
-    so a preset's weights keep their balance on both (methods.md §0)."""
+    so a preset's weights keep their balance on both (docs/backbones.md, Calibration)."""
     torch.manual_seed(0)
     state = VGGTrunk("vgg16").state_dict()
     small = build_extractor("vgg16-hed", state_dict=state, calibration="layer-mean")

@@ -18,7 +18,7 @@ from skimage import data
 from portrait_stylize import stylize
 from portrait_stylize.cli import main
 from portrait_stylize.color import rgb_to_yiq
-from portrait_stylize.io import load_image, resize_long_side
+from portrait_stylize.images import load_image, resize_long_side
 from portrait_stylize.methods import resolve_settings
 from portrait_stylize.models import magenta
 from portrait_stylize.nets.magenta import style_square

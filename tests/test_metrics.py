@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from portrait_stylize.cli import main
 from portrait_stylize.features import FeatureExtractor
-from portrait_stylize.io import save_image
+from portrait_stylize.images import save_image
 from portrait_stylize.metrics import evaluate, region_box, region_scores, style_distance
 
 

@@ -22,7 +22,7 @@ from portrait_stylize.faces import (
     match_faces,
     square_boxes,
 )
-from portrait_stylize.io import load_image
+from portrait_stylize.images import load_image
 from portrait_stylize.masks import background_mask, load_mask_file, person_mask
 from portrait_stylize.weights import WeightsError, weight_path
 

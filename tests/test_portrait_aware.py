@@ -8,14 +8,16 @@ import torch
 
 from portrait_stylize.api import stylize
 from portrait_stylize.features import FeatureExtractor
-from portrait_stylize.io import load_image, save_image
-from portrait_stylize.losses import ContentTerm, Objective, StyleTerm, TVTerm
-from portrait_stylize.methods import (
+from portrait_stylize.images import load_image, save_image
+from portrait_stylize.losses import (
+    ContentTerm,
     MaskedStyleTerm,
-    build_portrait_aware,
+    Objective,
+    StyleTerm,
+    TVTerm,
     masked_gram,
-    resolve_settings,
 )
+from portrait_stylize.methods import build_portrait_aware, resolve_settings
 from portrait_stylize.metrics import evaluate
 
 from .conftest import data_file

@@ -23,7 +23,7 @@ from portrait_stylize.face_losses import (
 )
 from portrait_stylize.face_metrics import identity_cosine, landmark_nme
 from portrait_stylize.faces import MTCNN_LANDMARKS, Faces, detect_faces
-from portrait_stylize.io import load_image, resize_long_side, save_image
+from portrait_stylize.images import load_image, resize_long_side, save_image
 from portrait_stylize.masks import background_mask, person_mask, replace_background
 from portrait_stylize.methods import resolve_settings
 from portrait_stylize.metrics import evaluate
@@ -214,7 +214,7 @@ def test_real_run_keeps_identity_better_than_crowson() -> None:
     assert kept > lost + 0.2, (kept, lost)
     assert "face_id" in portrait.record["stages"][0]["final_terms"]
     assert len(portrait.record["faces"]) == 1 and crowson.record["faces"] is None
-    # crowson at its default weights keeps the portrait's layout (methods.md §0): its fg
+    # crowson at its default weights keeps the portrait's layout (docs/results-paper2.md): its fg
     # SSIM is clearly above that of a pure texture, the painting resized onto the frame.
     small = resize_long_side(original, 181)
     texture = F.interpolate(load_image(style).rgb[None], size=small.shape[-2:], mode="area")[0]

@@ -40,7 +40,7 @@ from portrait_stylize.errors import (
     WeightsError,
     outcome,
 )
-from portrait_stylize.io import ImageError, load_image
+from portrait_stylize.images import ImageError, load_image
 from portrait_stylize.methods import resolve_settings
 from portrait_stylize.weights import registry
 

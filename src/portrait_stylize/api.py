@@ -37,14 +37,14 @@ from .engine import (
 from .errors import DeviceError, InputError, SettingsError
 from .face_losses import scale_boxes
 from .features import BACKBONES, FeatureExtractor
-from .io import ImageSource, LoadedImage, load_image, resize_long_side, save_image, save_record
-from .losses import Objective
+from .images import ImageSource, LoadedImage, load_image, resize_long_side, save_image, save_record
+from .losses import CONVENTIONS, Objective
 from .methods import (
-    CONVENTIONS,
     METHODS,
     Built,
     Renderer,
     Settings,
+    job_settings,
     render_instant,
     resolve_settings,
     scale_schedule,
@@ -176,10 +176,23 @@ def _face_boxes(prepared: dict[str, Any], content: torch.Tensor) -> list[list[fl
     return [[round(float(v), 1) for v in box] for box in boxes]
 
 
+def _settings(method: str | Settings, overrides: dict[str, Any]) -> Settings:
+    """The run's settings: ``method``'s with ``overrides``, or ``method`` itself, checked."""
+    if isinstance(method, str):
+        return resolve_settings(method, overrides)
+    if overrides:
+        raise TypeError(
+            f"stylize got a Settings object and overrides ({', '.join(overrides)}); "
+            "set them on the object (dataclasses.replace) instead"
+        )
+    method.validate()
+    return method
+
+
 def stylize(
     content: ImageSource | LoadedImage,
     style: ImageSource | LoadedImage | Sequence[ImageSource | LoadedImage],
-    method: str = "gatys",
+    method: str | Settings = "gatys",
     *,
     callbacks: Sequence[Callback] = (),
     keep_alpha: bool = False,
@@ -193,8 +206,11 @@ def stylize(
     """Paint ``content`` in the style of ``style`` (one image or several).
 
     Images are paths, PIL images, (H, W, C) arrays or (C, H, W) tensors in [0, 1].
-    ``overrides`` set any field of :class:`~portrait_stylize.methods.Settings`
-    (``size``, ``iterations``, ``seed``, ``style_weight``, ...). Returns the image and
+    ``method`` names a method, whose defaults ``overrides`` change (any field of
+    :class:`~portrait_stylize.methods.Settings`: ``size``, ``iterations``, ``seed``,
+    ``style_weight``, ...), or is settings already resolved (by
+    :func:`~portrait_stylize.methods.resolve_settings` or
+    :func:`~portrait_stylize.methods.parse_settings`; no overrides then). Returns the image and
     its run record; ``callbacks`` receive every optimisation step, and those with an
     ``on_event`` method the run's other events (:data:`~portrait_stylize.engine.Event`).
 
@@ -205,7 +221,7 @@ def stylize(
     cancelled; ``resume`` continues from it, and refuses (InputError, SettingsError) when
     the inputs or settings differ.
     """
-    settings = resolve_settings(method, overrides)
+    settings = _settings(method, overrides)
     device = resolve_device(settings.device)
     content_image = _as_loaded(content, max_pixels, "keep" if keep_alpha else "composite")
     style_list = [style] if not isinstance(style, list | tuple) else list(style)
@@ -289,7 +305,7 @@ class _Checkpoints:
     def save(self, stage: int, stages: list[dict[str, Any]], **progress: Any) -> None:
         """Save the run at ``stage`` after ``stages`` (their records); ``progress``: the
         remaining :class:`~portrait_stylize.checkpoint.RunCheckpoint` fields."""
-        key = checkpoint.settings_key(self.settings)
+        key = job_settings(self.settings)
         checkpoint.save(RunCheckpoint(key, self.inputs, stage, stages, **progress), self.path)
 
     def within(

@@ -8,7 +8,6 @@ It is written atomically; resuming refuses a checkpoint of other inputs or setti
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -19,12 +18,10 @@ import torch
 
 from .engine import AdamState, StageState
 from .errors import InputError, SettingsError
-from .methods import Settings
+from .methods import Settings, job_settings
 from .weights.registry import atomic_output
 
 FORMAT = 1
-WORKER_SETTINGS = ("device",)
-"""Settings a run may change when it resumes: where it runs, not what it computes."""
 
 
 @dataclass
@@ -64,14 +61,6 @@ def input_digest(images: list[torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def settings_key(settings: Settings) -> dict[str, Any]:
-    """The settings a resumed run must share with its checkpoint, JSON-normalised."""
-    values = dataclasses.asdict(settings)
-    for name in WORKER_SETTINGS:
-        del values[name]
-    return json.loads(json.dumps(values))
-
-
 def save(checkpoint: RunCheckpoint, path: Path) -> None:
     """Write ``checkpoint`` to ``path`` atomically (plain tensors and JSON, safe to load)."""
     data = {
@@ -106,7 +95,7 @@ def load(path: Path, settings: Settings, inputs: str, device: torch.device) -> R
         raise InputError(
             f"{path}: made from other content or style images; resume with the same inputs"
         )
-    wanted = settings_key(settings)
+    wanted = job_settings(settings)
     differing = sorted(k for k in wanted.keys() | saved.keys() if wanted.get(k) != saved.get(k))
     if differing:
         changes = ", ".join(f"{k} {saved.get(k)!r} -> {wanted.get(k)!r}" for k in differing)

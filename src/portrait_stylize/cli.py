@@ -7,7 +7,6 @@ Thin: parse, call the API, print. Subcommands (``weights``, ...) live in
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import sys
 import traceback
@@ -19,8 +18,17 @@ from .callbacks import EarlyStop, ProgressBar, StopFlag
 from .checkpoint import checkpoint_path
 from .engine import Callback, CancelToken, StopReason
 from .errors import OUTCOMES, Cancelled, PortraitStylizeError, outcome
-from .io import check_output_path, load_image
-from .methods import METHODS, Settings, resolve_settings, scale_schedule
+from .images import check_output_path, load_image
+from .methods import (
+    GROUPS,
+    KINDS,
+    METHODS,
+    SPECS,
+    Settings,
+    method_defaults,
+    resolve_settings,
+    scale_schedule,
+)
 
 SUBCOMMANDS = {
     "weights": "portrait_stylize.commands.weights",
@@ -29,69 +37,45 @@ SUBCOMMANDS = {
     "serve": "portrait_stylize.commands.serve",
 }
 DEBUG_HELP = "on an error, print its traceback too (default: off; any position, subcommands too)"
-
-# Help for each Settings field exposed as an option (--field-name).
-SETTING_HELP: dict[str, str] = {
-    "size": "long side of the result in pixels (the last scale's)",
-    "min_size": "multi-scale: long side of the first scale (scales grow by sqrt 2)",
-    "initial_iterations": "multi-scale: steps at the first scale",
-    "iterations": "optimisation steps (per later scale, multi-scale)",
-    "ema_decay": "output the moving average of the iterates with this decay",
-    "converge_tol": "end a scale early once the image changes by less than this per 50 steps",
-    "paper_exact": "the paper's exact settings: fp32, every iteration, its FaceID loss (slower)",
-    "first_padding": "padding of the feature network's first conv: zeros or replicate",
-    "optimizer": "lbfgs or adam",
-    "lr": "step size; unset: L-BFGS 1.0, Adam 0.02",
-    "init": "starting image: mean, noise, content, gray, uniform, style-mean or instant (the "
-    "feed-forward result)",
-    "seed": "random seed; the same seed repeats a run",
-    "device": "cpu, cuda or cuda:N",
-    "precision": "bf16: autocast of the feature networks, about 2x faster on GPUs and CPUs "
-    "with bf16 units, far slower without; fp32: the papers' precision; auto: bf16 where fast",
-    "backbone": "vgg19-caffe (the papers' VGG-19, offline), vgg19-caffe-full (its full "
-    "precision, online), vgg16-hed (offline) or vgg19-imagenet (torchvision's, online)",
-    "calibration": "activation scaling: none, torchvision (Crowson's tuning) or layer-mean",
-    "convention": "loss normalisation and pixel units: neural-style or crowson",
-    "pooling": "max or avg pooling in the feature network",
-    "content_layers": "VGG layers of the content loss",
-    "content_weight": "content weight (alpha)",
-    "style_layers": "VGG layers of the style loss",
-    "style_layer_weights": "one weight per style layer",
-    "style_weight": "style weight (beta)",
-    "tv_weight": "total-variation weight",
-    "style_scale": "style images are resized to size x this factor",
-    "style_blend_weights": "relative weights of several style images",
-    "background_weight": "portrait-aware: weight of the fine-stroke style loss on the background",
-    "mask": "portrait-aware: person mask image (white = person) instead of segmenting CONTENT",
-    "background_layers": "portrait-aware: VGG layers of the background style loss",
-    "mask_threshold": "portrait-aware: person probability at or above which a pixel is portrait",
-    "mask_feather": "portrait-aware: blur sigma (px) of the background mask's edge",
-    "masked_gram_norm": "portrait-aware: divide the background Gram by the background or full area",
-    "identity": "portrait-stylization: 0 paints faces freely .. 1 keeps each face the person",
-    "face_weight": "portrait-stylization: weight of the FaceID loss (FaceNet features of faces)",
-    "face_loss": "portrait-stylization: embedding (hinge at --identity) or activations (paper)",
-    "mesh_weight": "portrait-stylization: weight of the FaceMesh landmark loss",
-    "face_detector": "portrait-stylization: mtcnn or blazeface (run once on the full content)",
-    "face_padding": "portrait-stylization: pad face boxes by this fraction of their longer side",
-    "min_face_fraction": "portrait-stylization: leave out faces under this fraction of the image",
-    "face_model": "portrait-stylization: facenet-casia (offline) or facenet-vggface2 (online)",
-    "background": "replace the content's background first: keep, color:#RRGGBB or texture:FILE",
-    "preserve_colors": "keep the content's colours: transfer luminance only (Gatys et al. 2016)",
-    "style_strength": "instant and --init instant: 0 (the content's own style) to 1 (the style's)",
-}
-_LISTS = {"content_layers", "style_layers", "background_layers"}
-_FLOAT_LISTS = {"style_layer_weights", "style_blend_weights"}
+RUN_GROUP = ("run", "checkpoints, resuming and progress")
+"""The CLI's own group of options (the settings' groups: :data:`~.methods.GROUPS`)."""
 
 
-def _method_defaults(name: str) -> str:
-    """'default 200.0; gatys-plus: 4000.0' for a setting, listing the presets that differ."""
+def _defaults_text(name: str, defaults: dict[str, Settings]) -> str:
+    """'default: 200.0; gatys-plus: 4000.0' for a setting: the base default, then each
+    method whose default differs."""
     base = getattr(Settings(), name)
     shown = ",".join(map(str, base)) if isinstance(base, tuple) else base
-    differing = [f"{m.name}: {m.defaults[name]}" for m in METHODS.values() if name in m.defaults]
+    differing = [
+        f"{method}: {getattr(values, name)}"
+        for method, values in defaults.items()
+        if getattr(values, name) != base
+    ]
     return f"default: {shown}" + (f"; {'; '.join(differing)}" if differing else "")
 
 
+def _add_setting(group: Any, name: str, help_text: str) -> None:
+    """The option ``--name`` of a setting, its type and choices from the settings schema;
+    it defaults to None, which leaves the method's default."""
+    flag = "--" + name.replace("_", "-")
+    kind, spec = KINDS[name], SPECS[name]
+    if kind.base is bool:
+        group.add_argument(flag, action="store_true", default=None, help=help_text)
+        return
+    metavar = "{" + ",".join(spec.choices) + "}" if spec.choices else name.upper().split("_")[-1]
+    group.add_argument(
+        flag,
+        type=kind.base,
+        nargs="+" if kind.many else None,
+        default=None,
+        metavar=metavar,
+        help=help_text,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The main command's parser: inputs, one option per setting grouped by concern
+    (:data:`~portrait_stylize.methods.GROUPS`), then the run's own options."""
     parser = argparse.ArgumentParser(
         prog="portrait-stylize",
         description=(
@@ -106,67 +90,55 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-o", "--output", required=True, help="result path (.png, .jpg, .webp, .tif for 16-bit)"
     )
-    parser.add_argument(
-        "--method", default="gatys", choices=list(METHODS), help="method preset (default: gatys)"
+    groups = {
+        name: parser.add_argument_group(f"{name} options", description)
+        for name, description in [*GROUPS.items(), RUN_GROUP]
+    }
+    method = Settings().method
+    groups["method"].add_argument(
+        "--method",
+        default=method,
+        choices=list(METHODS),
+        help=f"{SPECS['method'].help} (default: {method})",
     )
-    for field in dataclasses.fields(Settings):
-        if field.name not in SETTING_HELP:
-            continue
-        flag = "--" + field.name.replace("_", "-")
-        help_text = f"{SETTING_HELP[field.name]} ({_method_defaults(field.name)})"
-        if field.type == "bool":
-            parser.add_argument(flag, action="store_true", default=None, help=help_text)
-            continue
-        kind: Any = str
-        nargs = None
-        if field.name in _LISTS:
-            nargs = "+"
-        elif field.name in _FLOAT_LISTS:
-            kind, nargs = float, "+"
-        elif field.type in ("int", "int | None"):
-            kind = int
-        elif field.type in ("float", "float | None"):
-            kind = float
-        parser.add_argument(
-            flag,
-            type=kind,
-            nargs=nargs,
-            default=None,
-            metavar=field.name.upper().split("_")[-1],
-            help=help_text,
-        )
-    parser.add_argument(
+    defaults = method_defaults()
+    for name, spec in SPECS.items():
+        if name != "method":
+            help_text = f"{spec.help} ({_defaults_text(name, defaults)})"
+            _add_setting(groups[spec.group], name, help_text)
+    groups["output"].add_argument(
         "--keep-alpha",
         action="store_true",
         help="re-apply the content's transparency to the result (default: composite on white)",
     )
-    parser.add_argument(
+    groups["advanced"].add_argument(
         "--max-pixels",
         type=int,
         default=64_000_000,
         help="refuse input images larger than this many pixels (default: 64000000)",
     )
-    parser.add_argument(
-        "--checkpoint-every",
-        type=int,
-        default=0,
-        metavar="N",
-        help="also checkpoint every N steps, not only between scales (default: 0, off)",
-    )
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue a killed or interrupted run from OUTPUT.ckpt.pt, with the same inputs "
-        "and options (default: off, start afresh)",
-    )
-    parser.add_argument(
+    groups["schedule"].add_argument(
         "--early-stop",
         type=float,
         default=0.0,
         metavar="TOL",
         help="stop when the loss improves by under TOL (relative) in 50 steps (default: 0, off)",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    run = groups[RUN_GROUP[0]]
+    run.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also checkpoint every N steps, not only between scales (default: 0, off)",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a killed or interrupted run from OUTPUT.ckpt.pt, with the same inputs "
+        "and options (default: off, start afresh)",
+    )
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
@@ -198,8 +170,7 @@ def run_stylize(args: argparse.Namespace) -> int:
     OUTPUT.json; checkpoints go to OUTPUT.ckpt.pt and are removed once the run is done."""
     from .api import save_result, stylize
 
-    overrides = {name: getattr(args, name) for name in SETTING_HELP}
-    settings = resolve_settings(args.method, overrides)
+    settings = resolve_settings(args.method, {name: getattr(args, name) for name in SPECS})
     output = check_output_path(args.output)
     alpha_mode = "keep" if args.keep_alpha else "composite"
     content = load_image(args.content, max_pixels=args.max_pixels, alpha=alpha_mode)
@@ -207,8 +178,6 @@ def run_stylize(args: argparse.Namespace) -> int:
 
     token = CancelToken()
     stop = StopFlag(token)
-    values = dataclasses.asdict(settings)
-    del values["method"]
     progress = ProgressBar([n for _, n in scale_schedule(settings)], disable=args.quiet)
     callbacks: list[Callback] = [progress]
     if args.early_stop > 0:
@@ -219,13 +188,12 @@ def run_stylize(args: argparse.Namespace) -> int:
             result = stylize(
                 content,
                 styles,
-                args.method,
+                settings,
                 callbacks=callbacks,
                 cancel=token,
                 checkpoint=checkpoint,
                 checkpoint_every=args.checkpoint_every,
                 resume=args.resume,
-                **values,
             )
         finally:
             progress.close()

@@ -20,7 +20,15 @@ class InputError(PortraitStylizeError, ValueError):
 
 
 class SettingsError(PortraitStylizeError, ValueError):
-    """A setting is unknown or out of range; the message names it."""
+    """A setting is unknown or out of range; the message names it, and so does ``field``
+    (None when no single setting is at fault), e.g. for a web form to mark."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+    def __reduce__(self) -> tuple[type[SettingsError], tuple[str, str | None]]:
+        return type(self), (str(self), self.field)
 
 
 class WeightsError(PortraitStylizeError, RuntimeError):

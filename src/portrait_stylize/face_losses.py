@@ -1,4 +1,4 @@
-"""Face terms of Portrait Stylization (methods.md §4) and the faces they read.
+"""Face terms of Portrait Stylization (paper 2, docs/results-paper2.md) and the faces they read.
 
 FaceID, two forms (``face_loss``):
 
@@ -118,9 +118,8 @@ class FaceIDTerm(Term):
         self.autocast = autocast
         self.taps = ("embedding",) if loss == "embedding" else FACE_LAYERS
         self.identity = identity
-        self.network = models.facenet(
-            model, str(content.device), replicate_pad=True
-        )  # methods.md §4
+        # First conv replicate-padded, as the paper's reference means to (docs/results-paper2.md).
+        self.network = models.facenet(model, str(content.device), replicate_pad=True)
         self.register_buffer("boxes", boxes.detach().clone())
         with torch.no_grad():
             targets = self.activations(content)

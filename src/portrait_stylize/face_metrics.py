@@ -1,4 +1,4 @@
-"""How well a result keeps the content's faces (methods.md §5).
+"""How well a result keeps the content's faces (docs/results-paper2.md, "Comparison").
 
 The metrics crop the same boxes from the content and the result (the content resized
 to the result's size, the boxes scaled with it), so face i of the result is the region

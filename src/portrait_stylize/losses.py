@@ -9,13 +9,18 @@ term by name.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .features import FeatureExtractor
 
 Criterion = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+"""The style layers of Gatys et al. 2016 (and of the style distance in ``metrics``)."""
 
 
 def gram_matrix(features: torch.Tensor, by_channels: bool = False) -> torch.Tensor:
@@ -46,6 +51,29 @@ def normalized_squared_error(value: torch.Tensor, target: torch.Tensor) -> torch
     """Σ(x − t)² / (Σ|x − t| + 1e-8): Crowson's NSE, whose gradient has L1 norm ≈ 1."""
     diff = value - target
     return diff.pow(2).sum() / (diff.abs().sum() + 1e-8)
+
+
+@dataclass(frozen=True)
+class Convention:
+    """How a family of methods measures its losses and steps its pixels (docs/backbones.md).
+
+    neural-style (Gatys, Xing et al.): mean squared errors of raw features and of Grams
+    F Fᵀ / (C·H·W), TV = ½ Σ of squared neighbour differences of the 0-255 image, pixels
+    optimised in 0-255 units. crowson: normalised squared errors, Grams F Fᵀ / (H·W), TV =
+    mean of squared differences of the [0, 1] image, pixels in [0, 1].
+    """
+
+    content: Criterion
+    style: Criterion
+    gram_by_channels: bool
+    tv_reduction: str
+    pixel_scale: float
+
+
+CONVENTIONS: dict[str, Convention] = {
+    "neural-style": Convention(mean_squared_error, mean_squared_error, True, "half-sum", 255.0),
+    "crowson": Convention(normalized_squared_error, normalized_squared_error, False, "mean", 1.0),
+}
 
 
 class Term(nn.Module):
@@ -116,6 +144,83 @@ class StyleTerm(Term):
         total = features[self.layers[0]].new_zeros(())
         for layer in self.layers:
             gram = gram_matrix(features[layer], self.by_channels)
+            total = total + self.layer_weights[layer] * self.criterion(gram, self.targets[layer])
+        return total
+
+
+MASKED_GRAM_NORMS = ("background", "full")
+
+
+def masked_gram(
+    features: torch.Tensor, mask: torch.Tensor, normalise: str, by_channels: bool = False
+) -> torch.Tensor:
+    """Gram matrix of the features inside a region: (B, C, h, w), (B|1, 1, H, W) -> (B, C, C).
+
+    ``mask`` (weights in [0, 1], 1 = inside) is area-resized to (h, w); each position's
+    outer product f fᵀ is weighted by it. ``normalise``: "background" divides by the
+    region's area Σm, so the Gram is a per-position average like the style image's Gram
+    and the style target is reachable whatever share of the frame the region covers;
+    "full" divides by h·w, the whole image's area (the literal reading of Xing et al.
+    eq. 6), which makes the target for the region's statistics G_s / (region share).
+    ``by_channels`` also divides by C (see :func:`gram_matrix`).
+    """
+    if normalise not in MASKED_GRAM_NORMS:
+        raise ValueError(f"masked_gram_norm must be one of {', '.join(MASKED_GRAM_NORMS)}")
+    h, w = features.shape[-2:]
+    weights = F.adaptive_avg_pool2d(mask, (h, w)) if mask.shape[-2:] != (h, w) else mask
+    gram = gram_matrix(features * weights.sqrt().to(features.dtype), by_channels)
+    if normalise == "full":
+        return gram
+    area = weights.sum(dim=(-3, -2, -1)).clamp_min(1e-6)
+    return gram * (h * w / area).view(-1, 1, 1)
+
+
+class MaskView(nn.Module):
+    """The image seen by the background style loss: x' = x ∘ y for y (1, 1, H, W)."""
+
+    mask: torch.Tensor
+
+    def __init__(self, mask: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mask", mask.detach())
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return image * self.mask
+
+
+class MaskedStyleTerm(StyleTerm):
+    """E_s' of Xing et al. 2018 (eq. 6): Gram loss of x' = x ∘ y, its Grams restricted to
+    the mask.
+
+    Inside the person x' is black; the Gram leaves those positions out (:func:`masked_gram`),
+    so only the background's statistics are matched to the style targets (1, C, C).
+    """
+
+    def __init__(
+        self,
+        targets: dict[str, torch.Tensor],
+        background: torch.Tensor,
+        weight: float,
+        normalise: str,
+        convention: Convention,
+        name: str = "background_style",
+    ) -> None:
+        super().__init__(
+            targets,
+            dict.fromkeys(targets, 1.0),
+            weight,
+            convention.style,
+            name=name,
+            view=MaskView(background),
+            by_channels=convention.gram_by_channels,
+        )
+        self.normalise = normalise
+
+    def forward(self, features: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+        mask = cast(MaskView, self.view).mask
+        total = image.new_zeros(())
+        for layer in self.layers:
+            gram = masked_gram(features[layer], mask, self.normalise, self.by_channels)
             total = total + self.layer_weights[layer] * self.criterion(gram, self.targets[layer])
         return total
 

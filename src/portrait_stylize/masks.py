@@ -18,7 +18,7 @@ from torchvision.transforms.functional import gaussian_blur
 
 from . import models
 from .errors import SettingsError
-from .io import load_image
+from .images import load_image
 
 __all__ = [
     "SEGMENTERS",
@@ -75,7 +75,7 @@ def background_mask(person: Tensor, threshold: float = 0.5, feather: float = 0.0
 def load_mask_file(path: str | Path, size: tuple[int, int]) -> Tensor:
     """A user's person mask, white = person, as (1,1,H,W) in [0,1] with (H, W) = ``size``.
 
-    Any format :func:`~portrait_stylize.io.load_image` reads; colour is averaged to gray
+    Any format :func:`~portrait_stylize.images.load_image` reads; colour is averaged to gray
     and transparent pixels count as background. Resized bilinearly (antialiased).
     """
     gray = load_image(path, matte=(0.0, 0.0, 0.0)).rgb.mean(0)[None, None]

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from ..face_metrics import face_scores
-from ..io import load_image
+from ..images import load_image
 from ..masks import load_mask_file
 from ..metrics import evaluate
 

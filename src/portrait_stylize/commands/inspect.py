@@ -23,7 +23,7 @@ from ..faces import (
     face_landmarks,
     square_boxes,
 )
-from ..io import check_output_path, load_image, save_image
+from ..images import check_output_path, load_image, save_image
 from ..masks import person_mask
 
 MESH_PADDING = 0.25  # FaceMesh expects the face box enlarged 1.5x

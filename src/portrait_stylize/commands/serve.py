@@ -24,14 +24,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     parser.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA, help=f"jobs and files (default: {DEFAULT_DATA})"
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        metavar="DIR",
+        help=f"jobs and files (default: {DEFAULT_DATA})",
     )
     parser.add_argument(
-        "--workers", type=int, help="worker processes (default: one per GPU with cuda, else 1)"
+        "--workers",
+        type=int,
+        metavar="N",
+        help="worker processes (default: one per GPU with cuda, else 1)",
     )
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="default: cpu")
     parser.add_argument(
         "--token",
+        metavar="T",
         help="every request must carry it (needed unless --host is loopback; default: "
         "$PORTRAIT_STYLIZE_TOKEN)",
     )
@@ -45,30 +53,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-attempts",
         type=int,
+        metavar="N",
         default=3,
         help="claims of a job whose worker died before it fails (default: 3)",
     )
     parser.add_argument(
         "--max-size",
         type=int,
+        metavar="N",
         default=limits.max_size,
         help=f"largest result size a job may ask for (default: {limits.max_size})",
     )
     parser.add_argument(
         "--max-iterations",
         type=int,
+        metavar="N",
         default=limits.max_iterations,
         help=f"most iterations per scale a job may ask for (default: {limits.max_iterations})",
     )
     parser.add_argument(
         "--max-upload-bytes",
         type=int,
+        metavar="N",
         default=limits.max_bytes,
         help=f"largest uploaded image file (default: {limits.max_bytes})",
     )
     parser.add_argument(
         "--max-pixels",
         type=int,
+        metavar="N",
         default=limits.max_pixels,
         help=f"largest uploaded image in pixels (default: {limits.max_pixels})",
     )

@@ -27,9 +27,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from .. import __version__
-from ..checkpoint import settings_key
 from ..errors import PortraitStylizeError, SettingsError, outcome
-from .settings import Limits, form_schema, parse_settings
+from ..methods import job_settings
+from .settings import Limits, form_schema, parse_job_settings
 from .store import ACTIVE, FINISHED, Job, JobStore, job_id
 from .uploads import UploadRejected, check_image, save_upload, sniff
 
@@ -94,9 +94,10 @@ class Guard:
                 scope, receive, send
             )
             return
+        too_large = _error(413, f"request larger than {self.max_body} bytes")
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > self.max_body:
-            await _error(413, f"request larger than {self.max_body} bytes")(scope, receive, send)
+            await too_large(scope, receive, send)
             return
         received = 0
         refused = False
@@ -107,9 +108,7 @@ class Guard:
             received += len(message.get("body", b""))
             if received > self.max_body and not refused:
                 refused = True
-                await _error(413, f"request larger than {self.max_body} bytes")(
-                    scope, receive, send
-                )
+                await too_large(scope, receive, send)
             return {"type": "http.disconnect"} if refused else message
 
         async def guarded_send(message: Message) -> None:
@@ -156,7 +155,10 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.exception_handler(PortraitStylizeError)
     async def library_error(request: Request, exc: PortraitStylizeError) -> Response:
-        return _error(outcome(exc).http_status, str(exc))
+        body = {"error": str(exc)}
+        if isinstance(exc, SettingsError) and exc.field:  # for a form to mark the field
+            body["field"] = exc.field
+        return JSONResponse(body, outcome(exc).http_status)
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> Response:
@@ -172,7 +174,11 @@ def create_app(config: ServerConfig) -> FastAPI:
     def view(job: Job) -> dict[str, Any]:
         """A job as the API shows it."""
         base = f"/api/jobs/{job.id}"
-        links = {"events": f"{base}/events"}
+        count = 1 + len(job.inputs["styles"])
+        links: dict[str, Any] = {
+            "events": f"{base}/events",
+            "inputs": [f"{base}/inputs/{i}" for i in range(count)],
+        }
         if job.status == "done":
             links |= {"result": f"{base}/result", "tif": f"{base}/result?format=tif"}
             links |= {"record": f"{base}/record", "preview": f"{base}/preview"}
@@ -198,7 +204,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.get("/", include_in_schema=False)
     def index(token: str | None = None) -> Response:
         response = FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
-        if token is not None:  # the Guard checked it: keep it for the page's requests
+        if config.token is not None and token is not None:  # the Guard checked it: keep it
             response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="strict")
         return response
 
@@ -229,9 +235,9 @@ def create_app(config: ServerConfig) -> FastAPI:
         settings: Annotated[str, Form(description="JSON object of CLI long options")] = "{}",
     ) -> JSONResponse:
         """Queue a job; 201 {"id"}, or 200 {"id"} for an identical job that exists."""
-        given, resolved = parse_settings(settings, limits)
+        given, resolved = parse_job_settings(settings, limits)
         if len(style) > limits.max_styles:
-            raise SettingsError(f"style: at most {limits.max_styles} style images")
+            raise SettingsError(f"style: at most {limits.max_styles} style images", "style")
         uploads = [("content", content)] + [(f"style[{i}]", s) for i, s in enumerate(style)]
         saved: list[tuple[Path, str]] = []
         try:
@@ -240,7 +246,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                 saved.append((path, save_upload(upload.file, path, name, limits.max_bytes)))
                 check_image(path, name, limits)
             shas = [sha for _, sha in saved]
-            job = job_id(shas[0], shas[1:], settings_key(resolved))
+            job = job_id(shas[0], shas[1:], job_settings(resolved))
             _, created = store.submit(job, given, saved)
         finally:
             for path, _ in saved:
@@ -341,24 +347,22 @@ def _file(path: Path, media: str, filename: str | None = None) -> FileResponse:
 async def _event_stream(
     store: JobStore, job: str, after: int, request: Request
 ) -> AsyncIterator[str]:
-    """A job's events after ``after`` as SSE frames, then new ones as they come, until
-    the job ends (its final event is the last of the job's events), is deleted or the
-    client leaves."""
+    """A job's events after ``after`` as SSE frames, then new ones as they come, until the
+    job has ended (its final event sent), is deleted or the client leaves."""
     quiet = 0.0
     while not await request.is_disconnected():
+        state = await run_in_threadpool(store.get, job)  # before the events: none is missed
         rows = await run_in_threadpool(store.events, job, after)
         for seq, kind, data in rows:
             after = seq
             if kind == "preview":
                 data["url"] = f"/api/jobs/{job}/preview?n={data['n']}"
             yield f"id: {seq}\nevent: {kind}\ndata: {json.dumps(data)}\n\n"
-        if rows and rows[-1][1] in FINISHED:
+        if state is None or state.status in FINISHED:
             return
         quiet = 0.0 if rows else quiet + EVENT_POLL_S
         if quiet >= KEEPALIVE_S:
             quiet = 0.0
-            if await run_in_threadpool(store.get, job) is None:
-                return
             yield ": keepalive\n\n"
         await asyncio.sleep(EVENT_POLL_S)
 

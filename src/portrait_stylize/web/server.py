@@ -12,10 +12,12 @@ import ipaddress
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
@@ -156,8 +158,22 @@ def serve(options: ServeOptions) -> int:
         len(configs),
         options.device,
     )
+    signal.signal(signal.SIGTERM, _interrupt)  # uvicorn raises the signal again once stopped
     try:
-        uvicorn.run(app, host=options.host, port=options.port, access_log=False, log_level="info")
+        uvicorn.run(
+            app,
+            host=options.host,
+            port=options.port,
+            access_log=False,
+            log_level="info",
+            lifespan="off",
+        )
+    except KeyboardInterrupt:
+        log.info("stopping: running jobs go back to the queue")
     finally:
         pool.stop()
     return 0
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt

@@ -163,7 +163,6 @@ class JobStore:
         """A connection for one read, or for one write transaction (BEGIN IMMEDIATE)."""
         conn = sqlite3.connect(self.database, timeout=30, isolation_level=None)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA busy_timeout=30000")
         try:
             if not write:
                 yield conn

@@ -11,7 +11,7 @@ from typing import BinaryIO
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
-from ..io import load_image
+from ..images import load_image
 from .settings import Limits
 
 SIGNATURES = {

@@ -26,7 +26,7 @@ import torch
 from ..api import StylizeResult, save_result, stylize
 from ..engine import CancelToken, Event, FacesFound, StageStarted, Step, StopReason, WeightsLoading
 from ..errors import PortraitStylizeError
-from ..io import record_path, save_image
+from ..images import record_path, save_image
 from ..methods import resolve_settings, scale_schedule
 from .store import Job, JobStore, new_owner
 
@@ -182,21 +182,18 @@ class Worker:
         token = self.token = CancelToken()
         if self.stopping.is_set():
             token.cancel()
-        overrides = dict(job.settings)
-        method = overrides.pop("method")
-        settings = resolve_settings(method, overrides)
+        overrides = {**job.settings, "device": self.config.device}
+        settings = resolve_settings(overrides.pop("method"), overrides)
         reporter = Reporter(self, job, token, [n for _, n in scale_schedule(settings)])
         try:
             result = stylize(
                 self.store.file_path(job.inputs["content"]),
                 [self.store.file_path(sha) for sha in job.inputs["styles"]],
-                method,
+                settings,
                 callbacks=[reporter],
                 cancel=token,
                 checkpoint=checkpoint,
                 resume=checkpoint.is_file(),
-                device=self.config.device,
-                **overrides,
             )
         except PortraitStylizeError as exc:
             log.info("job %s failed: %s", job.id, exc)

@@ -13,7 +13,7 @@ import tifffile
 import torch
 from PIL import Image, ImageCms
 
-from portrait_stylize.io import (
+from portrait_stylize.images import (
     ImageError,
     check_output_path,
     load_image,

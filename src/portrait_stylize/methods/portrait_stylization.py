@@ -1,0 +1,110 @@
+"""portrait-stylization: "Portrait Stylization: Artistic Style Transfer with Auxiliary
+Networks for Human Face Stylization" (paper 2): crowson plus a FaceID loss on the faces'
+FaceNet features and an optional FaceMesh landmark loss, all faces at once
+(docs/results-paper2.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..face_losses import FaceIDTerm, MeshTerm, content_faces, scale_boxes
+from ..features import FeatureExtractor
+from .base import OPTIMISED, Built, Method
+from .crowson import CROWSON_DEFAULTS
+from .gatys import build_content_style
+from .settings import Settings
+
+
+def uses_face_id(settings: Settings) -> bool:
+    """Whether the FaceID term is built: a positive weight, and for the embedding hinge a
+    positive identity (at 0 it could never pull)."""
+    return settings.face_weight > 0 and (settings.face_loss != "embedding" or settings.identity > 0)
+
+
+def prepare_portrait_stylization(settings: Settings, content: torch.Tensor) -> dict[str, Any]:
+    """Faces of the full-resolution content (3, H, W), detected once per run:
+    {"faces": normalised boxes (M, 4)}; nothing when no face term is built."""
+    if not uses_face_id(settings) and settings.mesh_weight == 0:
+        return {}
+    return {
+        "faces": content_faces(
+            content,
+            settings.face_detector,
+            settings.face_padding,
+            settings.min_face_fraction,
+        )
+    }
+
+
+def build_portrait_stylization(
+    settings: Settings,
+    extractor: FeatureExtractor,
+    content: torch.Tensor,
+    styles: list[torch.Tensor],
+    faces: torch.Tensor | None = None,
+) -> Built:
+    """Portrait Stylization at one scale: crowson plus the FaceID and mesh terms on the
+    content's faces.
+
+    content (1, 3, H, W); styles list of (1, 3, h, w). ``faces``: normalised boxes
+    (M, 4) from :func:`prepare_portrait_stylization`; None detects them in ``content``.
+    A term whose weight (or identity) is 0 is left out, so without both this is exactly
+    crowson.
+    """
+    built = build_content_style(settings, extractor, content, styles)
+    if not uses_face_id(settings) and settings.mesh_weight == 0:
+        return built
+    if faces is None:
+        faces = prepare_portrait_stylization(settings, content[0])["faces"]
+    if len(faces) == 0:
+        return built
+    boxes = scale_boxes(faces, (content.shape[-2], content.shape[-1]))
+    if uses_face_id(settings):
+        built.terms.append(
+            FaceIDTerm(
+                boxes,
+                content,
+                settings.face_weight,
+                settings.face_model,
+                autocast=settings.autocast,
+                loss=settings.face_loss,
+                identity=settings.identity,
+            )
+        )
+    if settings.mesh_weight > 0:
+        built.terms.append(MeshTerm(boxes, content, settings.mesh_weight))
+    return built
+
+
+PORTRAIT_STYLIZATION = Method(
+    name="portrait-stylization",
+    description=(
+        "Portrait Stylization: crowson plus a FaceID loss on the faces' FaceNet "
+        "embeddings (--identity 0..1) and an optional FaceMesh landmark loss"
+    ),
+    defaults={
+        **CROWSON_DEFAULTS,
+        "face_loss": "embedding",
+        "face_weight": 0.05,
+        "identity": 0.9,
+    },
+    paper_settings={"face_loss": "activations", "face_weight": 0.015},
+    build=build_portrait_stylization,
+    prepare=prepare_portrait_stylization,
+    paper="Portrait Stylization: Artistic Style Transfer with Auxiliary Networks "
+    "for Human Face Stylization (reference defaults)",
+    notes=[
+        "faces: detected once on the full-resolution content (--face-detector), "
+        "padded by --face-padding of their longer side, squared; faces under "
+        "--min-face-fraction of the image are left out; no usable face: a warning, "
+        "and the run is plain crowson",
+        "FaceNet facenet-casia (offline; the paper's: facenet-vggface2, --face-model), "
+        "first conv replicate-padded",
+        "face_weight 0.015 keeps faces close to the photograph; about 0.001-0.002 "
+        "paints them on a large single portrait but loses small faces",
+    ],
+    groups=(*OPTIMISED, "faces"),
+)

@@ -1,0 +1,380 @@
+// The page: a form that builds POST /api/jobs, a job view fed by server-sent events,
+// and the history from GET /api/jobs. Plain JS; the API is the one in docs/web.md.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const MAIN_FIELDS = ["size", "style_weight", "identity", "style_strength", "preserve_colors", "background"];
+const FINISHED = ["done", "failed", "cancelled"];
+
+const state = { schema: null, photo: null, paintings: [], job: null, events: null, poll: null };
+
+async function api(path, options = {}) {
+  const response = await fetch(path, options);
+  const text = await response.text();
+  const body = text ? JSON.parse(text) : null;
+  if (!response.ok) throw new Error(body && body.error ? body.error : response.statusText);
+  return body;
+}
+
+function thumb(item, onRemove) {
+  const box = document.createElement("div");
+  box.className = "thumb";
+  const img = document.createElement("img");
+  img.src = URL.createObjectURL(item.blob);
+  img.alt = item.name;
+  box.append(img);
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.textContent = "×";
+  remove.title = "remove " + item.name;
+  remove.onclick = onRemove;
+  box.append(remove);
+  return box;
+}
+
+function showInputs() {
+  $("photo-thumbs").replaceChildren(...(state.photo ? [thumb(state.photo, () => { state.photo = null; showInputs(); })] : []));
+  $("painting-thumbs").replaceChildren(...state.paintings.map((p, i) =>
+    thumb(p, () => { state.paintings.splice(i, 1); showInputs(); })));
+}
+
+async function fetchBlob(url, name) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error("cannot fetch " + name);
+  return { blob: await response.blob(), name };
+}
+
+// --- the form -------------------------------------------------------------------------
+
+function field(name) {
+  return state.schema.fields.find((f) => f.name === name);
+}
+
+function methodDefault(name) {
+  return field(name).defaults[$("method").value];
+}
+
+function showMethod() {
+  const method = $("method").value;
+  $("method-help").textContent = state.schema.methods[method].description;
+  for (const name of ["identity", "style_strength"]) {
+    $(name).closest("label").hidden = !field(name).methods.includes(method);
+    $(name).value = methodDefault(name);
+    $(name + "-value").textContent = $(name).value;
+  }
+  for (const name of ["size", "style_weight"]) $(name).placeholder = methodDefault(name);
+  for (const group of $("advanced-fields").querySelectorAll("fieldset")) {
+    let shown = 0;
+    for (const label of group.querySelectorAll("label")) {
+      const input = label.querySelector("[data-field]");
+      label.hidden = !field(input.dataset.field).methods.includes(method);
+      shown += label.hidden ? 0 : 1;
+      const value = methodDefault(input.dataset.field);
+      const text = value === null ? "unset" : Array.isArray(value) ? value.join(", ") : String(value);
+      if (input.tagName === "SELECT") input.options[0].text = `default (${text})`;
+      else input.placeholder = text;
+    }
+    group.hidden = shown === 0;
+  }
+}
+
+function inputFor(entry) {
+  if (entry.type === "boolean" || entry.choices) {
+    const select = document.createElement("select");
+    select.append(new Option("default", ""));
+    for (const choice of entry.type === "boolean" ? ["true", "false"] : entry.choices) {
+      select.append(new Option(choice, choice));
+    }
+    return select;
+  }
+  const input = document.createElement("input");
+  input.type = entry.type === "integer" || entry.type === "number" ? "number" : "text";
+  if (input.type === "number") input.step = "any";
+  return input;
+}
+
+function buildAdvanced() {
+  const groups = {};
+  for (const [name, description] of Object.entries(state.schema.groups)) {
+    const box = document.createElement("fieldset");
+    const legend = document.createElement("legend");
+    legend.textContent = description;
+    box.append(legend);
+    groups[name] = box;
+  }
+  for (const entry of state.schema.fields) {
+    if (MAIN_FIELDS.includes(entry.name)) continue;
+    const label = document.createElement("label");
+    label.title = entry.help;
+    const input = inputFor(entry);
+    input.dataset.field = entry.name;
+    input.dataset.type = entry.type === "array" ? `array of ${entry.items}` : entry.type;
+    label.append(entry.name.replaceAll("_", " "), " ", input);
+    const help = document.createElement("span");
+    help.className = "help";
+    help.textContent = entry.help;
+    label.append(help);
+    groups[entry.group].append(label);
+  }
+  $("advanced-fields").replaceChildren(...Object.values(groups));
+}
+
+function parseValue(text, type) {
+  if (type === "boolean") return text === "true";
+  if (type === "integer") return parseInt(text, 10);
+  if (type === "number") return parseFloat(text);
+  if (type.startsWith("array of")) {
+    const items = text.split(/[\s,]+/).filter(Boolean);
+    return type === "array of string" ? items : items.map(Number);
+  }
+  return text;
+}
+
+function collectSettings() {
+  const settings = { method: $("method").value };
+  for (const name of ["size", "style_weight"]) {
+    if ($(name).value !== "") settings[name] = parseValue($(name).value, name === "size" ? "integer" : "number");
+  }
+  for (const name of ["identity", "style_strength"]) {
+    const value = parseFloat($(name).value);
+    if (!$(name).closest("label").hidden && value !== methodDefault(name)) settings[name] = value;
+  }
+  if ($("preserve_colors").checked) settings.preserve_colors = true;
+  if ($("background-mode").value === "color") settings.background = "color:" + $("background-color").value;
+  for (const input of $("advanced-fields").querySelectorAll("[data-field]")) {
+    const shown = !input.closest("label").hidden;
+    if (shown && input.value !== "") settings[input.dataset.field] = parseValue(input.value, input.dataset.type);
+  }
+  return settings;
+}
+
+function fillSettings(settings) {
+  $("method").value = settings.method;
+  showMethod();
+  for (const name of ["size", "style_weight"]) $(name).value = settings[name] ?? "";
+  for (const name of ["identity", "style_strength"]) {
+    if (settings[name] !== undefined) $(name).value = settings[name];
+    $(name + "-value").textContent = $(name).value;
+  }
+  $("preserve_colors").checked = Boolean(settings.preserve_colors);
+  const background = settings.background || "keep";
+  $("background-mode").value = background.startsWith("color:") ? "color" : "keep";
+  $("background-color").hidden = $("background-mode").value !== "color";
+  if (background.startsWith("color:")) $("background-color").value = background.slice(6);
+  for (const input of $("advanced-fields").querySelectorAll("[data-field]")) {
+    const value = settings[input.dataset.field];
+    input.value = value === undefined ? "" : Array.isArray(value) ? value.join(", ") : String(value);
+  }
+}
+
+async function submitJob(event) {
+  event.preventDefault();
+  $("form-error").textContent = "";
+  if (!state.photo || state.paintings.length === 0) {
+    $("form-error").textContent = "Choose a photograph and at least one painting.";
+    return;
+  }
+  const form = new FormData();
+  form.append("content", state.photo.blob, state.photo.name);
+  for (const painting of state.paintings) form.append("style", painting.blob, painting.name);
+  form.append("settings", JSON.stringify(collectSettings()));
+  $("start").disabled = true;
+  try {
+    const { id } = await api("/api/jobs", { method: "POST", body: form });
+    await openJob(id);
+    await loadHistory();
+  } catch (error) {
+    $("form-error").textContent = error.message;
+  } finally {
+    $("start").disabled = false;
+  }
+}
+
+// --- one job --------------------------------------------------------------------------
+
+function describe(job) {
+  if (job.status === "queued") return `queued${job.position ? ` (place ${job.position} in the queue)` : ""}`;
+  if (job.status === "running") {
+    if (!job.stage) return "running: loading networks, finding faces";
+    const eta = job.eta_s === null || job.eta_s === undefined ? "" : ` · about ${Math.round(job.eta_s)} s left`;
+    return `running: scale ${job.stage}/${job.stages} · step ${job.step}/${job.steps}${eta}`;
+  }
+  if (job.status === "failed") return "failed";
+  return job.status;
+}
+
+function showJob(job) {
+  state.job = job;
+  $("job").hidden = false;
+  $("job-id").textContent = job.id;
+  $("status").textContent = describe(job);
+  $("status").dataset.status = job.status;
+  const total = job.stages && job.steps ? job.stages * job.steps : 0;
+  $("progress").value = job.status === "done" ? 1 : total ? ((job.stage - 1) * job.steps + job.step) / total : 0;
+  $("terms").textContent = job.terms
+    ? Object.entries(job.terms).map(([k, v]) => `${k} ${Number(v).toPrecision(3)}`).join(" · ")
+    : "";
+  $("job-error").textContent = job.error && job.status !== "cancelled" ? job.error : "";
+  $("cancel").hidden = FINISHED.includes(job.status);
+  if (job.links.preview) showPreview(job.links.preview + (job.status === "done" ? "" : "?t=" + Date.now()));
+  $("preview-caption").textContent = job.status === "done" ? "result" : job.links.preview ? "preview" : "";
+  $("downloads").hidden = job.status !== "done";
+  if (job.status === "done") {
+    $("download-png").href = job.links.result;
+    $("download-tif").href = job.links.tif;
+    $("record").href = job.links.record;
+  }
+}
+
+function showPreview(url) {
+  const img = $("preview");
+  if (img.dataset.url === url) return;
+  img.dataset.url = url;
+  img.src = url;
+  img.hidden = false;
+}
+
+async function refreshJob() {
+  if (!state.job) return;
+  const job = await api(`/api/jobs/${state.job.id}`);
+  showJob(job);
+  if (FINISHED.includes(job.status)) {
+    stopWatching();
+    await loadHistory();
+  }
+}
+
+function stopWatching() {
+  if (state.events) state.events.close();
+  if (state.poll) clearInterval(state.poll);
+  state.events = state.poll = null;
+}
+
+async function openJob(id) {
+  stopWatching();
+  $("preview").hidden = true;
+  $("preview").dataset.url = "";
+  showJob(await api(`/api/jobs/${id}`));
+  if (FINISHED.includes(state.job.status)) return;
+  const events = new EventSource(`/api/jobs/${id}/events`);
+  state.events = events;
+  const update = (fields) => showJob({ ...state.job, ...fields });
+  events.addEventListener("started", () => update({ status: "running" }));
+  events.addEventListener("stage", (e) => update(JSON.parse(e.data)));
+  events.addEventListener("progress", (e) => update(JSON.parse(e.data)));
+  events.addEventListener("preview", (e) => showPreview(JSON.parse(e.data).url));
+  for (const kind of FINISHED) events.addEventListener(kind, () => refreshJob());
+  state.poll = setInterval(() => refreshJob().catch(() => {}), 3000);
+}
+
+async function cancelJob() {
+  try {
+    showJob(await api(`/api/jobs/${state.job.id}/cancel`, { method: "POST" }));
+  } catch (error) {
+    $("job-error").textContent = error.message;
+  }
+  await refreshJob();
+}
+
+// --- history --------------------------------------------------------------------------
+
+async function runAgain(job) {
+  const [photo, ...paintings] = job.links.inputs;
+  state.photo = await fetchBlob(photo, "photo");
+  state.paintings = await Promise.all(paintings.map((url, i) => fetchBlob(url, `painting ${i + 1}`)));
+  showInputs();
+  fillSettings(job.settings);
+  $("new").scrollIntoView();
+}
+
+function historyItem(job) {
+  const item = document.createElement("li");
+  item.dataset.id = job.id;
+  item.dataset.status = job.status;
+  const img = document.createElement("img");
+  img.src = job.status === "done" ? job.links.preview : job.links.inputs[0];
+  img.alt = "";
+  img.loading = "lazy";
+  const text = document.createElement("div");
+  const s = job.settings;
+  const title = document.createElement("strong");
+  title.textContent = `${s.method} · ${job.status}`;
+  const details = document.createElement("span");
+  const extra = Object.entries(s).filter(([k]) => !["method", "seed"].includes(k))
+    .map(([k, v]) => `${k} ${v}`).join(", ");
+  details.textContent = `${job.created.replace("T", " ").replace("+00:00", " UTC")} · seed ${s.seed}${extra ? " · " + extra : ""}`;
+  text.append(title, document.createElement("br"), details);
+  const actions = document.createElement("div");
+  const open = document.createElement("button");
+  open.type = "button";
+  open.textContent = "Open";
+  open.onclick = () => openJob(job.id);
+  const again = document.createElement("button");
+  again.type = "button";
+  again.textContent = "Run again with changes";
+  again.onclick = () => runAgain(job).catch((e) => { $("form-error").textContent = e.message; });
+  actions.append(open, again);
+  if (FINISHED.includes(job.status)) {
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.textContent = "Delete";
+    remove.onclick = async () => {
+      await fetch(`/api/jobs/${job.id}`, { method: "DELETE" });
+      await loadHistory();
+    };
+    actions.append(remove);
+  }
+  item.append(img, text, actions);
+  return item;
+}
+
+async function loadHistory() {
+  const jobs = await api("/api/jobs");
+  $("history").replaceChildren(...jobs.map(historyItem));
+}
+
+// --- start ----------------------------------------------------------------------------
+
+async function start() {
+  state.schema = await api("/api/settings");
+  for (const [name, method] of Object.entries(state.schema.methods)) {
+    $("method").append(new Option(name, name, false, name === state.schema.default_method));
+    $("method").lastChild.title = method.description;
+  }
+  $("method").value = state.schema.default_method;
+  $("size").max = state.schema.limits.max_size;
+  buildAdvanced();
+  showMethod();
+  for (const example of await api("/api/examples")) {
+    const select = example.kind === "painting" ? $("example-painting") : $("example-photo");
+    select.append(new Option(example.title, example.name));
+  }
+  $("method").onchange = showMethod;
+  for (const name of ["identity", "style_strength"]) {
+    $(name).oninput = () => { $(name + "-value").textContent = $(name).value; };
+  }
+  $("background-mode").onchange = () => { $("background-color").hidden = $("background-mode").value !== "color"; };
+  $("photo-file").onchange = (e) => {
+    const file = e.target.files[0];
+    if (file) state.photo = { blob: file, name: file.name };
+    showInputs();
+  };
+  $("painting-file").onchange = (e) => {
+    for (const file of e.target.files) state.paintings.push({ blob: file, name: file.name });
+    showInputs();
+  };
+  $("example-photo").onchange = async (e) => {
+    if (e.target.value) state.photo = await fetchBlob(`/api/examples/${e.target.value}`, e.target.value);
+    showInputs();
+  };
+  $("example-painting").onchange = async (e) => {
+    if (e.target.value) state.paintings.push(await fetchBlob(`/api/examples/${e.target.value}`, e.target.value));
+    e.target.value = "";
+    showInputs();
+  };
+  $("job-form").onsubmit = submitJob;
+  $("cancel").onclick = cancelJob;
+  await loadHistory();
+}
+
+start().catch((error) => { $("form-error").textContent = error.message; });

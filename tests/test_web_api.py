@@ -1,0 +1,187 @@
+"""The HTTP API against a real server process on 127.0.0.1, with tiny real runs."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from .web_server import PAINTING, PHOTO, TINY, Server, stored_files, submit, wait_for
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = Server(tmp_path_factory.mktemp("web") / "data").start()
+    yield running
+    running.stop()
+
+
+def _events(
+    client: httpx.Client, job: str, after: int | None = None
+) -> list[tuple[int, str, dict]]:
+    """The job's server-sent events (its stream ends with the job's final event)."""
+    headers = {"Last-Event-ID": str(after)} if after is not None else {}
+    events, current = [], {}
+    with client.stream("GET", f"/api/jobs/{job}/events", headers=headers) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith(("id", "event", "data")):
+                key, _, value = line.partition(": ")
+                current[key] = value
+            elif not line and current:
+                events.append((int(current["id"]), current["event"], json.loads(current["data"])))
+                current = {}
+    return events
+
+
+def test_a_job_runs_and_serves_its_result(server: Server) -> None:
+    with server.client() as client:
+        created = submit(client, TINY)
+        assert created.status_code == 201, created.text
+        job = created.json()["id"]
+        again = submit(client, {**TINY, "method": "gatys"})  # the same job, spelled out
+        assert again.status_code == 200 and again.json() == {"id": job}
+
+        state = wait_for(client, job)
+        assert state["id"] == job and state["error"] is None and state["attempts"] == 1
+        assert (state["stage"], state["stages"], state["step"], state["steps"]) == (1, 1, 3, 3)
+        assert state["settings"] == {"method": "gatys", "seed": 0, **TINY}
+        assert state["created"].endswith("+00:00") and state["position"] is None
+        assert {"loss", "content", "style"} <= set(state["terms"])
+
+        png = client.get(f"/api/jobs/{job}/result")
+        assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+        assert f"portrait-{job}.png" in png.headers["content-disposition"]
+        assert max(Image.open(io.BytesIO(png.content)).size) == 32
+        tif = client.get(f"/api/jobs/{job}/result", params={"format": "tif"})
+        assert tifffile.imread(io.BytesIO(tif.content)).dtype == np.uint16
+        record = client.get(f"/api/jobs/{job}/record").json()
+        assert record["method"] == "gatys" and record["settings"]["iterations"] == 3
+        assert record["weights"] and "sha256" in record["inputs"]["content"]
+        assert client.get(f"/api/jobs/{job}/preview").content == png.content
+        photo = client.get(f"/api/jobs/{job}/inputs/0")
+        assert photo.content == PHOTO.read_bytes() and photo.headers["content-type"] == "image/jpeg"
+        assert client.get(f"/api/jobs/{job}/inputs/1").content == PAINTING.read_bytes()
+        assert client.get(f"/api/jobs/{job}/inputs/2").status_code == 404
+
+        events = _events(client, job)
+        kinds = [kind for _, kind, _ in events]
+        assert kinds[:2] == ["queued", "started"] and kinds[-1] == "done"
+        assert {"stage", "progress"} <= set(kinds)
+        progress = [data for _, kind, data in events if kind == "progress"][-1]
+        assert (progress["stage"], progress["step"], progress["steps"]) == (1, 3, 3)
+        middle = events[len(events) // 2][0]
+        assert _events(client, job, after=middle) == [e for e in events if e[0] > middle]
+
+        assert client.post(f"/api/jobs/{job}/cancel").status_code == 409  # it is done
+        newer = submit(client, {**TINY, "seed": 1}).json()["id"]
+        listed = [j["id"] for j in client.get("/api/jobs").json()]
+        assert listed.index(newer) < listed.index(job)
+        wait_for(client, newer)
+
+
+def test_cancel_and_delete(server: Server) -> None:
+    with server.client() as client:
+        job = submit(client, {"size": 48, "iterations": 2000, "seed": 5}).json()["id"]
+        running = wait_for(client, job, ("running",))
+        assert running["status"] == "running"
+        assert client.delete(f"/api/jobs/{job}").status_code == 409
+        cancelled = client.post(f"/api/jobs/{job}/cancel")
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+        assert client.post(f"/api/jobs/{job}/cancel").status_code == 200  # idempotent
+        assert client.get(f"/api/jobs/{job}/result").status_code == 404
+        assert _events(client, job)[-1][1] == "cancelled"
+        follow = submit(client, {**TINY, "seed": 6}).json()["id"]  # the worker is free again
+        wait_for(client, follow, timeout=60)
+        before = set(stored_files(server.data))
+        assert client.delete(f"/api/jobs/{job}").status_code == 204
+        assert client.get(f"/api/jobs/{job}").status_code == 404
+        assert client.delete(f"/api/jobs/{job}").status_code == 404
+        time.sleep(0.5)
+        removed = before - set(stored_files(server.data))
+        assert all(job in str(path) for path in removed)  # its checkpoint and preview only
+        assert set(stored_files(server.data)) >= {
+            server.data / "files" / sha[:2] / sha for sha in _input_hashes(client, follow)
+        }
+
+
+def _input_hashes(client: httpx.Client, job: str) -> list[str]:
+    record = client.get(f"/api/jobs/{job}/record").json()
+    content = record["inputs"]["content"]["sha256"]
+    return [content, *(s["sha256"] for s in record["inputs"]["styles"])]
+
+
+def test_errors_are_json_with_the_right_status(server: Server) -> None:
+    with server.client() as client:
+        for path in (
+            "/api/jobs/nope",
+            "/api/jobs/nope/result",
+            "/api/jobs/nope/events",
+            "/nowhere",
+        ):
+            response = client.get(path)
+            assert response.status_code == 404 and "error" in response.json(), path
+        assert client.post("/api/jobs/nope/cancel").status_code == 404
+        bad = submit(client, {"size": "large"})
+        assert bad.status_code == 400 and bad.json()["field"] == "size"
+        assert bad.json()["error"].startswith("size")
+        assert submit(client, {"mask": "/etc/passwd"}).status_code == 400
+        missing = client.post("/api/jobs", files=[("content", ("a.jpg", PHOTO.read_bytes()))])
+        assert missing.status_code == 400 and missing.json()["error"].startswith("style")
+        assert client.get("/api/jobs", params={"limit": 0}).status_code == 400
+        wrong = client.get("/api/jobs/x/result", params={"format": "gif"})
+        assert wrong.status_code in (400, 404) and "Traceback" not in wrong.text
+        assert client.get("/openapi.json").json()["paths"]["/api/jobs"]
+        assert client.get("/docs").status_code == 200
+        page = client.get("/")
+        assert page.status_code == 200 and "portrait-stylize" in page.text
+        assert client.get("/static/app.js").status_code == 200
+        examples = client.get("/api/examples").json()
+        assert {"name": "starry_night.jpg", "kind": "painting"}.items() <= examples[2].items()
+        assert client.get("/api/examples/..%2Fpyproject.toml").status_code == 404
+        assert client.get("/api/examples/starry_night.jpg").content == PAINTING.read_bytes()
+
+
+def test_a_token_guards_every_request(tmp_path: Path) -> None:
+    guarded = Server(tmp_path / "data", "--workers", "1", token="s3cret").start()
+    try:
+        with httpx.Client(base_url=guarded.url) as anonymous:
+            for path in ("/", "/api/jobs", "/docs", "/static/app.js"):
+                response = anonymous.get(path)
+                assert response.status_code == 401 and "token" in response.json()["error"]
+            assert (
+                anonymous.get("/api/jobs", headers={"Authorization": "Bearer nope"}).status_code
+                == 401
+            )
+            page = anonymous.get("/", params={"token": "s3cret"})
+            assert (
+                page.status_code == 200 and "portrait_stylize_token" in page.headers["set-cookie"]
+            )
+            assert anonymous.get("/api/jobs").status_code == 200  # the page's cookie
+        with guarded.client() as client:
+            assert client.get("/api/jobs").json() == []
+    finally:
+        guarded.stop()
+
+
+def test_other_hosts_need_a_token(tmp_path: Path) -> None:
+    refused = subprocess.run(
+        [sys.executable, "-m", "portrait_stylize.cli", "serve", "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+    )
+    assert refused.returncode == 2
+    assert "--token" in refused.stderr and "Traceback" not in refused.stderr
