@@ -22,14 +22,12 @@ from paper1 import DATA, PUBLIC_DOMAIN, contact_sheet, eval_parser, fmt, shared_
 from paper1 import write_generated as write_page
 from PIL import Image, ImageDraw
 
-from portrait_stylize.api import stylize
+from portrait_stylize.api import save_result, stylize
 from portrait_stylize.face_metrics import face_scores
 from portrait_stylize.images import (
     load_image,
     record_path,
     resize_long_side,
-    save_image,
-    save_record,
 )
 from portrait_stylize.metrics import evaluate, style_evaluator
 
@@ -38,9 +36,14 @@ PAIRS = ("astronaut:starry_night@0,0.6,0.8,0.9,1", "group_six_faces:the_scream@0
 VALUES = (0.0, 0.6, 0.8, 0.9, 1.0)
 BASELINES: dict[str, tuple[str, dict[str, Any]]] = {
     "paper (activations, 0.015)": ("portrait-stylization", {"paper_exact": True}),
+    "identity 0.9 + face style 1": (
+        "portrait-stylization",
+        {"identity": 0.9, "face_style_weight": 1.0},
+    ),
     "instant (feed-forward)": ("instant", {}),
 }
-TILE = 128
+TILE = 100
+"""Side of a figure tile: rows of five make a 500 px wide sheet."""
 BEGIN, END = "<!-- eval/identity.py: begin -->", "<!-- eval/identity.py: end -->"
 TITLE = "# The identity knob: painted faces that stay the person\n\n"
 
@@ -61,8 +64,7 @@ def run_once(
             schedule = {"initial_iterations": args.initial, "iterations": args.iterations}
             settings |= {"converge_tol": 0.0, **schedule}
         result = stylize(content, style, method, **settings)
-        save_image(result.image, out)
-        save_record(result.record, out)
+        save_result(result, out)
         print(f"{out.name}: {result.record['wall_time_s']:.0f} s", file=sys.stderr, flush=True)
     return out
 
@@ -176,9 +178,10 @@ def main() -> int:
             curve(rows, values, args.docs / "images" / chart)
             figures.append(chart)
         if content_name in PUBLIC_DOMAIN:  # only public-domain pictures are committed
-            strip = [images[label] for label in rows]
+            knob = [images[f"identity {v:g}"] for v in values]
+            others = [content, style] + [images[label] for label in BASELINES]
             sheet = f"identity-{content_name}--{style_name}.jpg"
-            contact_sheet([strip], TILE, args.docs / "images" / sheet)
+            contact_sheet([knob, others], TILE, args.docs / "images" / sheet)
             figures.append(sheet)
     page = args.docs / "identity.md"
     write_page(page, TITLE, BEGIN, END, markdown(scores, args, figures))

@@ -23,9 +23,11 @@ from portrait_stylize.face_losses import (
 )
 from portrait_stylize.face_metrics import identity_cosine, landmark_nme
 from portrait_stylize.faces import MTCNN_LANDMARKS, Faces, detect_faces
+from portrait_stylize.features import build_extractor
 from portrait_stylize.images import load_image, resize_long_side, save_image
 from portrait_stylize.masks import background_mask, person_mask, replace_background
 from portrait_stylize.methods import resolve_settings
+from portrait_stylize.methods.portrait_stylization import FaceCrops, build_portrait_stylization
 from portrait_stylize.metrics import evaluate
 
 from .conftest import data_file
@@ -252,3 +254,24 @@ def test_paper_exact_restores_the_papers_face_loss() -> None:
     assert (exact.face_loss, exact.face_weight) == ("activations", 0.015)
     with pytest.raises(ValueError, match="identity"):
         resolve_settings("portrait-stylization", {"identity": 1.5})
+
+
+def test_face_style_term_paints_only_inside_the_faces_at_their_scale(tmp_path) -> None:
+    boxes = torch.tensor([[0.25, 0.2, 0.55, 0.6]])  # normalised, 0.3 x 0.4 of a 64 x 48 image
+    crops = FaceCrops(boxes * torch.tensor([64.0, 48.0, 64.0, 48.0]))
+    assert crops.side == 32  # the faces' own size, at least MIN_CROP
+    settings = resolve_settings(
+        "portrait-stylization",
+        {"face_weight": 0.0, "face_style_weight": 2.0, "backbone": "vgg16-hed"},
+    )
+    content = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(4))
+    extractor = build_extractor("vgg16-hed", calibration="layer-mean")
+    built = build_portrait_stylization(settings, extractor, content, [content], faces=boxes)
+    face_style = next(term for term in built.terms if term.name == "face_style")
+    assert face_style.weight == 2.0
+    image = content.clone().requires_grad_(True)
+    features = extractor(face_style.view(image), face_style.layers)
+    (grad,) = torch.autograd.grad(face_style(features, image), image)
+    grad = grad[0].abs().sum(0)
+    assert float(grad[12:26, 18:32].min()) > 0  # inside the face box
+    assert float(grad[:, 40:].max()) == 0 and float(grad[34:].max()) == 0

@@ -35,6 +35,7 @@ SUBCOMMANDS = {
     "inspect": "portrait_stylize.commands.inspect",
     "evaluate": "portrait_stylize.commands.evaluate",
     "serve": "portrait_stylize.commands.serve",
+    "batch": "portrait_stylize.commands.batch",
 }
 DEBUG_HELP = "on an error, print its traceback too (default: off; any position, subcommands too)"
 RUN_GROUP = ("run", "checkpoints, resuming and progress")
@@ -73,6 +74,29 @@ def _add_setting(group: Any, name: str, help_text: str) -> None:
     )
 
 
+def add_setting_options(parser: argparse.ArgumentParser) -> dict[str, Any]:
+    """Add ``--method`` and one option per setting to ``parser``, grouped by concern
+    (:data:`~portrait_stylize.methods.GROUPS`, then the run's own group); returns the
+    argument groups by name."""
+    groups = {
+        name: parser.add_argument_group(f"{name} options", description)
+        for name, description in [*GROUPS.items(), RUN_GROUP]
+    }
+    method = Settings().method
+    groups["method"].add_argument(
+        "--method",
+        default=method,
+        choices=list(METHODS),
+        help=f"{SPECS['method'].help} (default: {method})",
+    )
+    defaults = method_defaults()
+    for name, spec in SPECS.items():
+        if name != "method":
+            help_text = f"{spec.help} ({_defaults_text(name, defaults)})"
+            _add_setting(groups[spec.group], name, help_text)
+    return groups
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The main command's parser: inputs, one option per setting grouped by concern
     (:data:`~portrait_stylize.methods.GROUPS`), then the run's own options."""
@@ -90,22 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "-o", "--output", required=True, help="result path (.png, .jpg, .webp, .tif for 16-bit)"
     )
-    groups = {
-        name: parser.add_argument_group(f"{name} options", description)
-        for name, description in [*GROUPS.items(), RUN_GROUP]
-    }
-    method = Settings().method
-    groups["method"].add_argument(
-        "--method",
-        default=method,
-        choices=list(METHODS),
-        help=f"{SPECS['method'].help} (default: {method})",
-    )
-    defaults = method_defaults()
-    for name, spec in SPECS.items():
-        if name != "method":
-            help_text = f"{spec.help} ({_defaults_text(name, defaults)})"
-            _add_setting(groups[spec.group], name, help_text)
+    groups = add_setting_options(parser)
     groups["output"].add_argument(
         "--keep-alpha",
         action="store_true",

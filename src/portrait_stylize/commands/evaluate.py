@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from ..face_metrics import face_scores
@@ -42,20 +43,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
-def run(args: argparse.Namespace) -> int:
-    content = load_image(args.content).rgb
-    result = load_image(args.result).rgb
-    style = load_image(args.style).rgb if args.style else None
+def scores(
+    content_path: str | Path,
+    result_path: str | Path,
+    style_path: str | Path | None = None,
+    mask_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Every score of :data:`LABELS` (and their per-face values and reasons) of a result."""
+    content = load_image(content_path).rgb
+    result = load_image(result_path).rgb
+    style = load_image(style_path).rgb if style_path else None
     size = (result.shape[-2], result.shape[-1])
-    mask = load_mask_file(args.mask, size) if args.mask else None
-    scores: dict[str, Any] = {**evaluate(content, result, style=style, mask=mask)}
-    scores |= face_scores(content, result)
+    mask = load_mask_file(mask_path, size) if mask_path else None
+    values: dict[str, Any] = {**evaluate(content, result, style=style, mask=mask)}
+    return values | face_scores(content, result)
+
+
+def run(args: argparse.Namespace) -> int:
+    values = scores(args.content, args.result, args.style, args.mask)
     if args.json:
-        print(json.dumps(scores, indent=2))
+        print(json.dumps(values, indent=2))
         return 0
     width = max(len(label) for label in LABELS.values())
     for key, label in LABELS.items():
-        print(f"{label:<{width}}  {_shown(scores, key)}")
+        print(f"{label:<{width}}  {_shown(values, key)}")
     return 0
 
 

@@ -9,13 +9,35 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 
 from ..face_losses import FaceIDTerm, MeshTerm, content_faces, scale_boxes
+from ..faces import crop_faces
 from ..features import FeatureExtractor
+from ..losses import StyleTerm
 from .base import OPTIMISED, Built, Method
 from .crowson import CROWSON_DEFAULTS
 from .gatys import build_content_style
 from .settings import Settings
+
+MIN_CROP = 32
+"""Smallest side (px) of a face crop for the face style term (VGG needs room to pool)."""
+
+
+class FaceCrops(nn.Module):
+    """The faces as the face style term sees them: image (1, 3, H, W) -> crops
+    (N, 3, side, side) of ``boxes`` (N, 4), at about the faces' own scale."""
+
+    boxes: torch.Tensor
+
+    def __init__(self, boxes: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("boxes", boxes.detach().clone())
+        sides = (boxes[:, 2:] - boxes[:, :2]).mean()
+        self.side = max(MIN_CROP, round(float(sides)))
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return crop_faces(image, self.boxes, self.side)
 
 
 def uses_face_id(settings: Settings) -> bool:
@@ -24,10 +46,15 @@ def uses_face_id(settings: Settings) -> bool:
     return settings.face_weight > 0 and (settings.face_loss != "embedding" or settings.identity > 0)
 
 
+def uses_face_terms(settings: Settings) -> bool:
+    """Whether any term reads the faces."""
+    return uses_face_id(settings) or settings.mesh_weight > 0 or settings.face_style_weight > 0
+
+
 def prepare_portrait_stylization(settings: Settings, content: torch.Tensor) -> dict[str, Any]:
     """Faces of the full-resolution content (3, H, W), detected once per run:
     {"faces": normalised boxes (M, 4)}; nothing when no face term is built."""
-    if not uses_face_id(settings) and settings.mesh_weight == 0:
+    if not uses_face_terms(settings):
         return {}
     return {
         "faces": content_faces(
@@ -51,11 +78,11 @@ def build_portrait_stylization(
 
     content (1, 3, H, W); styles list of (1, 3, h, w). ``faces``: normalised boxes
     (M, 4) from :func:`prepare_portrait_stylization`; None detects them in ``content``.
-    A term whose weight (or identity) is 0 is left out, so without both this is exactly
-    crowson.
+    ``face_style_weight`` adds the style loss on the face crops. A term whose weight (or
+    identity) is 0 is left out, so without any this is exactly crowson.
     """
     built = build_content_style(settings, extractor, content, styles)
-    if not uses_face_id(settings) and settings.mesh_weight == 0:
+    if not uses_face_terms(settings):
         return built
     if faces is None:
         faces = prepare_portrait_stylization(settings, content[0])["faces"]
@@ -76,6 +103,19 @@ def build_portrait_stylization(
         )
     if settings.mesh_weight > 0:
         built.terms.append(MeshTerm(boxes, content, settings.mesh_weight))
+    if settings.face_style_weight > 0:
+        style = next(term for term in built.terms if isinstance(term, StyleTerm))
+        built.terms.append(
+            StyleTerm(
+                dict(style.targets.items()),
+                style.layer_weights,
+                settings.face_style_weight,
+                style.criterion,
+                name="face_style",
+                view=FaceCrops(boxes),
+                by_channels=style.by_channels,
+            )
+        )
     return built
 
 

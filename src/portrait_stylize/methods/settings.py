@@ -284,6 +284,13 @@ class Settings:
         low=0,
         high=1,
     )
+    face_style_weight: float = setting(
+        0.0,
+        "weight of a style loss on each face crop at the face's own scale (paints the "
+        "faces like the rest of the picture)",
+        "faces",
+        low=0,
+    )
     mesh_weight: float = setting(0.0, "weight of the FaceMesh landmark loss", "faces", low=0)
     face_detector: str = setting(
         "mtcnn",

@@ -1,0 +1,134 @@
+"""The local executor: worker processes (spawned) that claim jobs from the batch store.
+
+Each worker has its own torch thread budget and keeps its networks loaded between jobs
+(:mod:`portrait_stylize.models` caches them per process). A run checkpoints beside its
+output (``NAME.png.ckpt.pt``) at every scale boundary and when stopped, and a job
+claimed again continues from there. The driver starts the workers, gives back the job
+of a worker that died (or fails it once its retries are spent) and starts another.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..api import save_result, stylize
+from ..checkpoint import checkpoint_path
+from ..engine import CancelToken, Step, StopReason
+from ..errors import PortraitStylizeError
+from ..methods import resolve_settings
+from .store import BatchStore, Row
+
+POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What a worker needs: the batch folder, retries, its thread budget, the driver's pid."""
+
+    outdir: Path
+    retries: int
+    threads: int
+    parent: int
+
+
+class Watch:
+    """A run's callback: stops the run when its worker is asked to, or orphaned."""
+
+    def __init__(self, token: CancelToken, parent: int) -> None:
+        self.token = token
+        self.parent = parent
+
+    def __call__(self, step: Step) -> bool:
+        if os.getppid() != self.parent:
+            self.token.cancel()
+        return False
+
+
+def run_job(row: Row, outdir: Path, cancel: CancelToken) -> float | None:
+    """Run one job to its result and record in ``outdir``; its seconds, or None when it
+    was cancelled (its checkpoint kept). Raises what the run raised."""
+    job = row.job
+    output = job.output(outdir)
+    checkpoint = checkpoint_path(output)
+    settings = resolve_settings(job.method, job.settings)
+    began = time.perf_counter()
+    result = stylize(
+        job.content,
+        [job.style],
+        settings,
+        callbacks=[Watch(cancel, os.getppid())],
+        cancel=cancel,
+        checkpoint=checkpoint,
+        resume=checkpoint.is_file(),
+    )
+    if result.stopped == StopReason.CANCELLED:
+        return None
+    result.record["batch"] = {"key": row.key, "job": job.name, "attempt": row.attempts}
+    save_result(result, output)
+    checkpoint.unlink(missing_ok=True)
+    return time.perf_counter() - began
+
+
+def worker_main(config: WorkerConfig) -> None:
+    """A worker process: claim and run jobs until none is left or SIGTERM."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    token = CancelToken()
+    signal.signal(signal.SIGTERM, lambda signum, frame: token.cancel())
+    torch.set_num_threads(config.threads)
+    store = BatchStore(config.outdir)
+    owner = os.getpid()
+    while not token.cancelled and os.getppid() == config.parent:
+        row = store.claim(owner)
+        if row is None:
+            return
+        try:
+            seconds = run_job(row, config.outdir, token)
+        except PortraitStylizeError as exc:  # the job's own fault: retrying cannot help
+            store.fail(row.name, owner, str(exc), retries=0)
+            continue
+        except Exception as exc:
+            store.fail(
+                row.name, owner, f"internal error: {type(exc).__name__}: {exc}", config.retries
+            )
+            continue
+        if seconds is None:
+            store.release(row.name, owner)
+        else:
+            store.finish(row.name, owner, seconds)
+
+
+def run_local(
+    store: BatchStore, config: WorkerConfig, workers: int, tick: Callable[[], None]
+) -> None:
+    """Run the store's queued jobs in ``workers`` processes, calling ``tick`` every poll;
+    a worker that dies is replaced while jobs remain. Ctrl-C stops the workers, whose
+    jobs go back to the queue, and is raised again."""
+    context = multiprocessing.get_context("spawn")
+    processes: list[multiprocessing.process.BaseProcess] = []
+    try:
+        while True:
+            processes = [p for p in processes if p.is_alive()]
+            store.recover({p.pid for p in processes if p.pid is not None}, config.retries)
+            counts = store.counts()
+            if not counts.get("queued") and not counts.get("running"):
+                break
+            while len(processes) < min(workers, counts.get("queued", 0) + len(processes)):
+                process = context.Process(target=worker_main, args=(config,), daemon=True)
+                process.start()
+                processes.append(process)
+            tick()
+            time.sleep(POLL_S)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join()
+    tick()

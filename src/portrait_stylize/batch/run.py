@@ -1,0 +1,64 @@
+"""A batch from start to end: plan each job (done already, to do, or unreadable), run
+what is to do, then summarise."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..checkpoint import checkpoint_path
+from .jobs import BatchJob, is_done
+from .local import WorkerConfig, run_local
+from .report import Progress, summary
+from .store import BatchStore
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to run a batch."""
+
+    outdir: Path
+    workers: int = 1
+    threads: int | None = None
+    """torch threads per worker (None: the machine's cores shared between the workers)."""
+    retries: int = 1
+    force: bool = False
+    evaluate: bool = False
+    quiet: bool = False
+
+
+def plan(store: BatchStore, jobs: list[BatchJob], options: Options) -> None:
+    """Record each job's state for this run: done when its result's record carries its
+    key (and not ``force``), failed when an input cannot be read, else queued (a stale
+    checkpoint of a forced job removed)."""
+    for job in jobs:
+        try:
+            key = job.key()
+        except OSError as exc:
+            store.plan(job, None, "failed", f"cannot read input: {exc.strerror}: {exc.filename}")
+            continue
+        if not options.force and is_done(job, options.outdir, key):
+            store.plan(job, key, "done")
+            continue
+        if options.force:
+            checkpoint_path(job.output(options.outdir)).unlink(missing_ok=True)
+        store.plan(job, key, "queued")
+
+
+def run_batch(jobs: list[BatchJob], options: Options) -> tuple[bool, str]:
+    """Run ``jobs`` into ``options.outdir``; whether all are done, and the summary."""
+    store = BatchStore(options.outdir)
+    plan(store, jobs, options)
+    workers = max(1, options.workers)
+    threads = options.threads or max(1, (os.cpu_count() or 1) // workers)
+    config = WorkerConfig(options.outdir, options.retries, threads, os.getpid())
+    progress = Progress(store, len(jobs), options.quiet)
+    try:
+        run_local(store, config, workers, progress.tick)
+    finally:
+        progress.close()
+    rows = store.rows([job.name for job in jobs])
+    return all(row.status == "done" for row in rows), summary(
+        rows, options.outdir, options.evaluate
+    )
