@@ -29,7 +29,7 @@ CRASH = {
     "size": 64,
     "min_size": 32,
     "initial_iterations": 10,
-    "iterations": 40,
+    "iterations": 30,
     "converge_tol": 0,
     "seed": 3,
 }
@@ -64,7 +64,7 @@ def test_kill_9_mid_run_then_restart_finishes_the_job(tmp_path: Path) -> None:
         with first.client() as client:
             job = submit(client, CRASH).json()["id"]
             began = time.monotonic()
-            deadline = began + 300
+            deadline = began + 900
             while time.monotonic() < deadline:
                 state = client.get(f"/api/jobs/{job}").json()
                 if (state["stage"] or 0) >= 2 and (state["step"] or 0) >= 5:
@@ -83,7 +83,7 @@ def test_kill_9_mid_run_then_restart_finishes_the_job(tmp_path: Path) -> None:
     try:
         restarted = time.monotonic()
         with second.client() as client:
-            final = wait_for(client, job, timeout=400)
+            final = wait_for(client, job, timeout=900)  # a busy 2-core machine is slow
             finished_after = time.monotonic() - restarted
             record = client.get(f"/api/jobs/{job}/record").json()
             tif = client.get(f"/api/jobs/{job}/result", params={"format": "tif"}).content

@@ -50,7 +50,7 @@ def expand(spec: str) -> list[Path]:
     if path.is_dir():
         found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     else:
-        found = sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file())
+        found = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
     if not found:
         raise InputError(f"{spec}: no images found (a folder, glob pattern or .csv manifest)")
     return found

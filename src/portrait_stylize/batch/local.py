@@ -40,7 +40,7 @@ class WorkerConfig:
 
 
 class Watch:
-    """A run's callback: stops the run when its worker is asked to, or orphaned."""
+    """A run's callback: stops the run when the driver (pid ``parent``) is gone."""
 
     def __init__(self, token: CancelToken, parent: int) -> None:
         self.token = token
@@ -52,9 +52,10 @@ class Watch:
         return False
 
 
-def run_job(row: Row, outdir: Path, cancel: CancelToken) -> float | None:
+def run_job(row: Row, outdir: Path, cancel: CancelToken, parent: int) -> float | None:
     """Run one job to its result and record in ``outdir``; its seconds, or None when it
-    was cancelled (its checkpoint kept). Raises what the run raised."""
+    was cancelled or the driver ``parent`` is gone (its checkpoint kept). Raises what the
+    run raised."""
     job = row.job
     output = job.output(outdir)
     checkpoint = checkpoint_path(output)
@@ -64,7 +65,7 @@ def run_job(row: Row, outdir: Path, cancel: CancelToken) -> float | None:
         job.content,
         [job.style],
         settings,
-        callbacks=[Watch(cancel, os.getppid())],
+        callbacks=[Watch(cancel, parent)],
         cancel=cancel,
         checkpoint=checkpoint,
         resume=checkpoint.is_file(),
@@ -90,7 +91,7 @@ def worker_main(config: WorkerConfig) -> None:
         if row is None:
             return
         try:
-            seconds = run_job(row, config.outdir, token)
+            seconds = run_job(row, config.outdir, token, config.parent)
         except PortraitStylizeError as exc:  # the job's own fault: retrying cannot help
             store.fail(row.name, owner, str(exc), retries=0)
             continue

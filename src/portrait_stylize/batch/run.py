@@ -31,7 +31,8 @@ class Options:
 def plan(store: BatchStore, jobs: list[BatchJob], options: Options) -> None:
     """Record each job's state for this run: done when its result's record carries its
     key (and not ``force``), failed when an input cannot be read, else queued (a stale
-    checkpoint of a forced job removed)."""
+    checkpoint of a forced job removed); rows of jobs not in ``jobs`` are forgotten."""
+    store.keep([job.name for job in jobs])
     for job in jobs:
         try:
             key = job.key()
@@ -58,7 +59,7 @@ def run_batch(jobs: list[BatchJob], options: Options) -> tuple[bool, str]:
         run_local(store, config, workers, progress.tick)
     finally:
         progress.close()
-    rows = store.rows([job.name for job in jobs])
+    rows = store.rows()
     return all(row.status == "done" for row in rows), summary(
         rows, options.outdir, options.evaluate
     )

@@ -116,6 +116,15 @@ class BatchStore:
                 ),
             )
 
+    def keep(self, names: list[str]) -> None:
+        """Forget the rows of jobs not in ``names`` (a previous command's; their results
+        stay), so that this run neither runs nor counts them."""
+        wanted = set(names)
+        with self._connect(write=True) as conn:
+            for (name,) in conn.execute("SELECT name FROM jobs").fetchall():
+                if name not in wanted:
+                    conn.execute("DELETE FROM jobs WHERE name = ?", (name,))
+
     def claim(self, owner: int) -> Row | None:
         """Take the next queued job for worker ``owner``; None when none is left."""
         with self._connect(write=True) as conn:
@@ -185,11 +194,10 @@ class BatchStore:
             rows = conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
         return {status: count for status, count in rows}
 
-    def rows(self, names: list[str] | None = None) -> list[Row]:
-        """The rows of ``names`` (default: all), in the order they were planned."""
+    def rows(self) -> list[Row]:
+        """Every job's row, in the order they were planned."""
         with self._connect() as conn:
-            rows = [Row.from_db(r) for r in conn.execute("SELECT * FROM jobs ORDER BY rowid")]
-        return rows if names is None else [r for r in rows if r.name in set(names)]
+            return [Row.from_db(r) for r in conn.execute("SELECT * FROM jobs ORDER BY rowid")]
 
     def _row(self, conn: sqlite3.Connection, name: str) -> Row:
         return Row.from_db(conn.execute("SELECT * FROM jobs WHERE name = ?", (name,)).fetchone())

@@ -182,10 +182,10 @@ class Worker:
         token = self.token = CancelToken()
         if self.stopping.is_set():
             token.cancel()
-        overrides = {**job.settings, "device": self.config.device}
-        settings = resolve_settings(overrides.pop("method"), overrides)
-        reporter = Reporter(self, job, token, [n for _, n in scale_schedule(settings)])
         try:
+            overrides = {**job.settings, "device": self.config.device}
+            settings = resolve_settings(overrides.pop("method"), overrides)
+            reporter = Reporter(self, job, token, [n for _, n in scale_schedule(settings)])
             result = stylize(
                 self.store.file_path(job.inputs["content"]),
                 [self.store.file_path(sha) for sha in job.inputs["styles"]],
