@@ -18,8 +18,8 @@ import torch
 
 from .engine import AdamState, StageState
 from .errors import InputError, SettingsError
+from .files import atomic_output
 from .methods import Settings, job_settings
-from .weights.registry import atomic_output
 
 FORMAT = 1
 

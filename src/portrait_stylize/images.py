@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .errors import InputError
-from .weights.registry import atomic_output
+from .files import atomic_output
 
 DEFAULT_MAX_PIXELS = 64_000_000
 INPUT_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "TIFF"}
