@@ -51,12 +51,11 @@ def run_batch(jobs: list[BatchJob], options: Options) -> tuple[bool, str]:
     """Run ``jobs`` into ``options.outdir``; whether all are done, and the summary."""
     store = BatchStore(options.outdir)
     plan(store, jobs, options)
-    workers = max(1, options.workers)
-    threads = options.threads or max(1, (os.cpu_count() or 1) // workers)
+    threads = options.threads or max(1, (os.cpu_count() or 1) // options.workers)
     config = WorkerConfig(options.outdir, options.retries, threads, os.getpid())
     progress = Progress(store, len(jobs), options.quiet)
     try:
-        run_local(store, config, workers, progress.tick)
+        run_local(store, config, options.workers, progress.tick)
     finally:
         progress.close()
     rows = store.rows()

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..cli import add_setting_options
+from ..errors import SettingsError
 from ..methods import SPECS
 
 FAILED_EXIT = 4
@@ -61,7 +62,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..batch.jobs import collect
     from ..batch.run import Options, run_batch
-    from ..errors import SettingsError
 
     if args.workers < 1 or args.retries < 0 or (args.threads is not None and args.threads < 1):
         raise SettingsError("--workers and --threads must be at least 1, --retries at least 0")
