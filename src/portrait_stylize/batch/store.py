@@ -11,11 +11,11 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..jobdb import connect, create
 from .jobs import BatchJob
 
 SCHEMA = """
@@ -70,27 +70,13 @@ class BatchStore:
     def __init__(self, outdir: Path) -> None:
         outdir.mkdir(parents=True, exist_ok=True)
         self.path = outdir / "batch.sqlite"
-        with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(SCHEMA)
+        create(self.path, SCHEMA)
 
-    @contextlib.contextmanager
-    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """A connection for reads, or for one write transaction (BEGIN IMMEDIATE)."""
-        conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        try:
-            if write:
-                conn.execute("BEGIN IMMEDIATE")
-            yield conn
-            if write:
-                conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.close()
+    def _connect(
+        self, write: bool = False
+    ) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """A connection for reads, or for one write transaction."""
+        return connect(self.path, write, timeout=60)
 
     def plan(self, job: BatchJob, key: str | None, status: str, error: str | None = None) -> None:
         """Set ``job``'s row for this run: ``queued`` (attempts from zero), ``done`` (its

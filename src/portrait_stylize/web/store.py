@@ -25,10 +25,11 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ..jobdb import connect, create
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
@@ -154,28 +155,13 @@ class JobStore:
         for folder in (self.files, self.tmp, self.work):
             folder.mkdir(parents=True, exist_ok=True)
         self.database = self.root / "jobs.sqlite3"
-        with self._connect() as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(SCHEMA)
+        create(self.database, SCHEMA)
 
-    @contextlib.contextmanager
-    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """A connection for one read, or for one write transaction (BEGIN IMMEDIATE)."""
-        conn = sqlite3.connect(self.database, timeout=30, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        try:
-            if not write:
-                yield conn
-                return
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            conn.close()
+    def _connect(
+        self, write: bool = False
+    ) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """A connection for one read, or for one write transaction."""
+        return connect(self.database, write)
 
     # files
 
