@@ -73,7 +73,7 @@ def read_manifest(path: Path) -> list[tuple[Path, Path, str | None, dict[str, An
                 raise SettingsError(f"{path}:{number}: settings are not JSON: {exc}") from exc
             if not isinstance(settings, dict):
                 raise SettingsError(f"{path}:{number}: settings must be a JSON object")
-            content, style = (path.parent / row[i].strip() for i in (0, 1))
+            content, style = ((path.parent / row[i].strip()).absolute() for i in (0, 1))
             rows.append((content, style, method, settings))
     return rows
 
@@ -92,6 +92,7 @@ def collect(
         raise SettingsError("STYLES is needed unless PHOTOS is a CSV manifest")
     else:
         rows = [(c, s, None, {}) for c in expand(photos) for s in expand(styles)]
+        rows = [(c.absolute(), s.absolute(), m, o) for c, s, m, o in rows]
     jobs: dict[str, BatchJob] = {}
     for content, style, row_method, row_settings in rows:
         chosen = row_method or method

@@ -1,10 +1,9 @@
 """The local executor: worker processes (spawned) that claim jobs from the batch store.
 
 Each worker has its own torch thread budget and keeps its networks loaded between jobs
-(:mod:`portrait_stylize.models` caches them per process). A run checkpoints beside its
-output (``NAME.png.ckpt.pt``) at every scale boundary and when stopped, and a job
-claimed again continues from there. The driver starts the workers, gives back the job
-of a worker that died (or fails it once its retries are spent) and starts another.
+(:mod:`portrait_stylize.models` caches them per process). The driver starts the
+workers, gives back the job of a worker that died (or fails it once its retries are
+spent) and starts another.
 """
 
 from __future__ import annotations
@@ -19,12 +18,9 @@ from pathlib import Path
 
 import torch
 
-from ..api import save_result, stylize
-from ..checkpoint import checkpoint_path
-from ..engine import CancelToken, Step, StopReason
-from ..errors import PortraitStylizeError
-from ..methods import resolve_settings
-from .store import BatchStore, Row
+from ..engine import CancelToken, Step
+from .attempt import attempt, settle, worker_name
+from .store import BatchStore
 
 POLL_S = 0.5
 
@@ -52,32 +48,6 @@ class Watch:
         return False
 
 
-def run_job(row: Row, outdir: Path, cancel: CancelToken, parent: int) -> float | None:
-    """Run one job to its result and record in ``outdir``; its seconds, or None when it
-    was cancelled or the driver ``parent`` is gone (its checkpoint kept). Raises what the
-    run raised."""
-    job = row.job
-    output = job.output(outdir)
-    checkpoint = checkpoint_path(output)
-    settings = resolve_settings(job.method, job.settings)
-    began = time.perf_counter()
-    result = stylize(
-        job.content,
-        [job.style],
-        settings,
-        callbacks=[Watch(cancel, parent)],
-        cancel=cancel,
-        checkpoint=checkpoint,
-        resume=checkpoint.is_file(),
-    )
-    if result.stopped == StopReason.CANCELLED:
-        return None
-    result.record["batch"] = {"key": row.key, "job": job.name, "attempt": row.attempts}
-    save_result(result, output)
-    checkpoint.unlink(missing_ok=True)
-    return time.perf_counter() - began
-
-
 def worker_main(config: WorkerConfig) -> None:
     """A worker process: claim and run jobs until none is left or SIGTERM."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -86,24 +56,13 @@ def worker_main(config: WorkerConfig) -> None:
     torch.set_num_threads(config.threads)
     store = BatchStore(config.outdir)
     owner = os.getpid()
+    name = worker_name()
     while not token.cancelled and os.getppid() == config.parent:
         row = store.claim(owner)
         if row is None:
             return
-        try:
-            seconds = run_job(row, config.outdir, token, config.parent)
-        except PortraitStylizeError as exc:  # the job's own fault: retrying cannot help
-            store.fail(row.name, owner, str(exc), retries=0)
-            continue
-        except Exception as exc:
-            store.fail(
-                row.name, owner, f"internal error: {type(exc).__name__}: {exc}", config.retries
-            )
-            continue
-        if seconds is None:
-            store.release(row.name, owner)
-        else:
-            store.finish(row.name, owner, seconds)
+        outcome = attempt(row, config.outdir, token, name, [Watch(token, config.parent)])
+        settle(store, row, owner, outcome, config.retries)
 
 
 def run_local(

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..checkpoint import checkpoint_path
+from ..methods import resolve_settings
+from .cluster import run_ray
 from .jobs import BatchJob, is_done
 from .local import WorkerConfig, run_local
 from .report import Progress, summary
@@ -21,11 +23,16 @@ class Options:
     outdir: Path
     workers: int = 1
     threads: int | None = None
-    """torch threads per worker (None: the machine's cores shared between the workers)."""
+    """torch threads per worker (None: the machine's, or cluster's, CPUs shared between
+    the workers)."""
     retries: int = 1
     force: bool = False
     evaluate: bool = False
     quiet: bool = False
+    executor: str = "local"
+    """``local`` (worker processes here) or ``ray`` (actors on a Ray cluster)."""
+    ray_address: str | None = None
+    """The Ray cluster to join (None: start one on this machine)."""
 
 
 def plan(store: BatchStore, jobs: list[BatchJob], options: Options) -> None:
@@ -49,13 +56,29 @@ def plan(store: BatchStore, jobs: list[BatchJob], options: Options) -> None:
 
 def run_batch(jobs: list[BatchJob], options: Options) -> tuple[bool, str]:
     """Run ``jobs`` into ``options.outdir``; whether all are done, and the summary."""
-    store = BatchStore(options.outdir)
+    outdir = options.outdir.absolute()
+    store = BatchStore(outdir)
     plan(store, jobs, options)
-    threads = options.threads or max(1, (os.cpu_count() or 1) // options.workers)
-    config = WorkerConfig(options.outdir, options.retries, threads, os.getpid())
     progress = Progress(store, len(jobs), options.quiet)
     try:
-        run_local(store, config, options.workers, progress.tick)
+        if options.executor == "ray":
+            gpu = any(
+                resolve_settings(job.method, job.settings).device.startswith("cuda") for job in jobs
+            )
+            run_ray(
+                store,
+                outdir,
+                options.workers,
+                options.threads,
+                gpu,
+                options.retries,
+                options.ray_address,
+                progress.tick,
+            )
+        else:
+            threads = options.threads or max(1, (os.cpu_count() or 1) // options.workers)
+            config = WorkerConfig(outdir, options.retries, threads, os.getpid())
+            run_local(store, config, options.workers, progress.tick)
     finally:
         progress.close()
     rows = store.rows()

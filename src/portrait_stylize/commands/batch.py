@@ -32,16 +32,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run = groups["run"]
     run.add_argument(
         "--executor",
-        choices=["local"],
+        choices=["local", "ray"],
         default="local",
-        help="where jobs run: worker processes on this machine (default: local)",
+        help="where jobs run: worker processes on this machine (local, the default) or "
+        "actors on a Ray cluster (ray; pip install 'portrait-stylize[ray]')",
     )
-    run.add_argument("--workers", type=int, default=1, help="worker processes (default: 1)")
+    run.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="the Ray cluster to join (host:port, or 'auto'); default: start one here",
+    )
+    run.add_argument(
+        "--workers", type=int, default=1, help="worker processes or Ray actors (default: 1)"
+    )
     run.add_argument(
         "--threads",
         type=int,
         default=None,
-        help="torch threads per worker (default: the cores shared between workers)",
+        help="torch threads (and Ray CPUs) per worker (default: the cores shared between workers)",
     )
     run.add_argument(
         "--retries",
@@ -63,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from ..batch.jobs import collect
     from ..batch.run import Options, run_batch
 
+    if args.ray_address and args.executor != "ray":
+        raise SettingsError("--ray-address needs --executor ray", "ray_address")
     if args.workers < 1 or args.retries < 0 or (args.threads is not None and args.threads < 1):
         raise SettingsError("--workers and --threads must be at least 1, --retries at least 0")
     overrides = {name: getattr(args, name) for name in SPECS if name != "method"}
@@ -76,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
         args.force,
         args.evaluate,
         args.quiet,
+        args.executor,
+        args.ray_address,
     )
     all_done, text = run_batch(jobs, options)
     print(text, file=sys.stderr)
