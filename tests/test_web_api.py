@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import subprocess
@@ -16,7 +17,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from .web_server import PAINTING, PHOTO, TINY, Server, stored_files, submit, wait_for
+from .web_server import EXAMPLES, PAINTING, PHOTO, TINY, Server, stored_files, submit, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -185,3 +186,70 @@ def test_other_hosts_need_a_token(tmp_path: Path) -> None:
     )
     assert refused.returncode == 2
     assert "--token" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def _inspect(client: httpx.Client, photo: Path, settings: str = "{}") -> httpx.Response:
+    files = [("content", (photo.name, photo.read_bytes(), "image/jpeg"))]
+    return client.post("/api/inspect", files=files, data={"settings": settings})
+
+
+def _pixels(image: Image.Image, size: tuple[int, int]) -> np.ndarray:
+    return np.asarray(image.convert("RGB").resize(size, Image.Resampling.BICUBIC), np.float32)
+
+
+def test_inspect_shows_the_faces_and_the_person(server: Server) -> None:
+    with server.client() as client:
+        response = _inspect(client, PHOTO)
+        assert response.status_code == 200, response.text
+        found = response.json()
+        assert found["size"] == [512, 512] and found["detector"] == "mtcnn"
+        assert found["face_count"] >= 1 and 0.2 < found["person_fraction"] < 0.9
+        face = found["faces"][0]
+        assert face["used"] and face["score"] > 0.9
+        x1, y1, x2, y2 = (round(v) for v in face["box"])
+        assert 0 <= x1 < x2 <= 512 and 0 <= y1 < y2 <= 512
+
+        header, _, data = found["overlay"].partition(",")
+        assert header == "data:image/png;base64"
+        overlay = Image.open(io.BytesIO(base64.b64decode(data)))
+        assert overlay.format == "PNG" and overlay.size == (512, 512)
+        painted = _pixels(overlay, overlay.size)[y1:y2, x1:x2]
+        photo = _pixels(Image.open(PHOTO), overlay.size)[y1:y2, x1:x2]
+        assert np.abs(painted - photo).mean() > 20  # the face tinted as person, boxed
+
+        nobody = _inspect(client, PAINTING)  # no face is an answer, not an error
+        assert nobody.status_code == 200, nobody.text
+        assert nobody.json()["face_count"] == 0 and nobody.json()["faces"] == []
+        wide = Image.open(io.BytesIO(base64.b64decode(nobody.json()["overlay"].split(",")[1])))
+        assert wide.size == (512, 409)  # 752 x 600 at most 512 on its long side
+
+        blaze = _inspect(client, PHOTO, '{"face_detector": "blazeface"}').json()
+        assert blaze["detector"] == "blazeface" and blaze["face_count"] >= 1
+        bad = _inspect(client, PHOTO, '{"min_face_fraction": 2}')
+        assert bad.status_code == 400 and bad.json()["field"] == "min_face_fraction"
+        assert list((server.data / "tmp").iterdir()) == []  # uploads checked, then gone
+
+
+def _instant(client: httpx.Client, photo: Path, **form: str) -> httpx.Response:
+    files = [("content", (photo.name, photo.read_bytes(), "image/jpeg"))]
+    files += [("style", (PAINTING.name, PAINTING.read_bytes(), "image/jpeg"))]
+    return client.post("/api/instant", files=files, data=form)
+
+
+def test_instant_preview(server: Server) -> None:
+    tall = EXAMPLES / "grace_hopper.jpg"  # 512 x 600
+    with server.client() as client:
+        response = _instant(client, tall)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "image/png"
+        preview = Image.open(io.BytesIO(response.content))
+        assert preview.format == "PNG" and preview.size == (218, 256)
+        photo = _pixels(Image.open(tall), preview.size)
+        assert np.abs(_pixels(preview, preview.size) - photo).mean() > 15  # painted
+        weaker = _instant(client, tall, style_strength="0.2")
+        assert weaker.status_code == 200 and weaker.content != response.content
+        assert _instant(client, tall, style_strength="2").status_code == 400
+        only_photo = [("content", ("a.jpg", PHOTO.read_bytes(), "image/jpeg"))]
+        missing = client.post("/api/instant", files=only_photo)
+        assert missing.status_code == 400 and missing.json()["error"].startswith("style")
+        assert list((server.data / "tmp").iterdir()) == []

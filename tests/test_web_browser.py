@@ -1,10 +1,12 @@
-"""The page in headless Chromium (Debian's, driven by Playwright): upload a photo, pick a
-bundled painting, start, see progress and a preview, download the result, find it in
-the history. Screenshots of each step go to ``out/tests/web-browser/``."""
+"""The page in headless Chromium (Debian's, driven by Playwright): the knobs of each
+method, upload a photo and see the faces and person found, pick a bundled painting and
+see an instant preview, start, see progress and a preview, download the result, find it
+in the history. Screenshots of each step go to ``out/tests/web-browser/``."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +30,9 @@ SIZE = int(os.environ.get("PORTRAIT_STYLIZE_BROWSER_SIZE", "96"))
 """The result's size (the README's screenshot is this test's at 96)."""
 RUN_S = 600_000
 """Milliseconds a tiny portrait-stylization run may take on a busy 2-core CPU."""
+LOOK_MS = 120_000
+"""Milliseconds the faces found or the instant preview may take (the networks' first
+load included) on a busy CPU."""
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.is_file(), reason="Chromium is not installed (apt-get install chromium)"
@@ -49,6 +54,28 @@ def page(tmp_path: Path) -> Iterator[tuple[object, Server]]:
         server.stop()
 
 
+def _knobs_follow_the_method(tab: object) -> None:
+    """Only the knobs the chosen method reads are shown (style strength: instant's)."""
+    expect = sync_api.expect
+    expect(tab.locator("#identity")).to_be_visible()
+    expect(tab.locator("#style_weight")).to_be_visible()
+    expect(tab.locator("#style_strength")).to_be_hidden()
+    tab.select_option("#method", "instant")
+    expect(tab.locator("#style_strength")).to_be_visible()
+    expect(tab.locator("#style_weight")).to_be_hidden()
+    expect(tab.locator("#identity")).to_be_hidden()
+    expect(tab.locator("[data-field=iterations]")).to_be_hidden()
+    tab.select_option("#method", "gatys")
+    expect(tab.locator("#style_strength")).to_be_hidden()
+    tab.click("#advanced summary")
+    tab.select_option("[data-field=init]", "instant")  # gatys from the instant result
+    expect(tab.locator("#style_strength")).to_be_visible()
+    tab.select_option("[data-field=init]", "")
+    tab.click("#advanced summary")
+    tab.select_option("#method", "portrait-stylization")
+    expect(tab.locator("#style_strength")).to_be_hidden()
+
+
 def test_paint_watch_download_history(page: tuple[object, Server]) -> None:
     tab, server = page
     expect = sync_api.expect
@@ -56,9 +83,21 @@ def test_paint_watch_download_history(page: tuple[object, Server]) -> None:
     tab.goto(server.url)
     expect(tab.locator("#method")).to_have_value("portrait-stylization")
     expect(tab.locator("#example-painting option")).to_have_count(4)
-    tab.set_input_files("#photo-file", PHOTO)
+    _knobs_follow_the_method(tab)
+
+    tab.set_input_files("#photo-file", PHOTO)  # the faces and person found, at once
+    summary = re.compile(r"^1 face found, person covers \d+ % of the picture$")
+    expect(tab.locator("#inspect-summary")).to_have_text(summary, timeout=LOOK_MS)
+    expect(tab.locator("#inspect-overlay")).to_be_visible()
+    tab.wait_for_function("document.getElementById('inspect-overlay').naturalWidth === 512")
+    expect(tab.locator("#instant")).to_be_hidden()  # no painting yet
     tab.select_option("#example-painting", "starry_night.jpg")
     expect(tab.locator("#painting-thumbs img")).to_have_count(1)
+    expect(tab.locator("#instant-preview")).to_be_visible(timeout=LOOK_MS)
+    tab.wait_for_function("document.getElementById('instant-preview').naturalWidth === 256")
+    expect(tab.locator("#instant-caption")).to_contain_text("instant preview")
+    expect(tab.locator("#job")).to_be_hidden()  # all before Start
+    tab.locator("#new").screenshot(path=SHOTS / "0-before-start.png")
     tab.fill("#size", str(SIZE))
     tab.click("#advanced summary")
     schedule = {"min_size": SIZE // 2, "initial_iterations": 10, "iterations": 15}  # 3 scales

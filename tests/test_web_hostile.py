@@ -94,13 +94,30 @@ def test_hostile_content(server: Server, case: str) -> None:
         _assert_nothing_left(server, client)
 
 
+@pytest.mark.parametrize("endpoint", ["/api/inspect", "/api/instant"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_hostile_photo_before_a_job(server: Server, case: str, endpoint: str) -> None:
+    content, status = CASES[case]
+    with server.client() as client:
+        files = [("content", ("../../../etc/passwd.png", content, "image/png"))]
+        files += [("style", ("style.jpg", PAINTING.read_bytes(), "image/jpeg"))]
+        response = client.post(endpoint, files=files)
+        assert response.status_code == status, response.text
+        assert set(response.json()) == {"error"} and "Traceback" not in response.text
+        assert response.json()["error"].startswith("content")
+        assert str(server.data) not in response.text
+        _assert_nothing_left(server, client)
+
+
 def test_hostile_style(server: Server) -> None:
     with server.client() as client:
         files = [("content", ("a.jpg", PHOTO_BYTES, "image/jpeg"))]
         files += [("style", ("b.jpg", PAINTING.read_bytes(), "image/jpeg"))]
         files += [("style", ("c.png", b"<?php system($_GET[1]); ?>", "image/png"))]
-        response = client.post("/api/jobs", files=files)
-        assert response.status_code == 415 and response.json()["error"].startswith("style[1]")
+        for endpoint in ("/api/jobs", "/api/instant"):
+            response = client.post(endpoint, files=files)
+            assert response.status_code == 415, endpoint
+            assert response.json()["error"].startswith("style[1]")
         _assert_nothing_left(server, client)
 
 

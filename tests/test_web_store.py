@@ -141,6 +141,10 @@ def test_good_settings_resolve() -> None:
     names = {f["name"] for f in schema["fields"]}
     assert "identity" in names and "mask" not in names and "device" not in names
     assert schema["default_method"] == "portrait-stylization"
+    fields = {f["name"]: f for f in schema["fields"]}
+    strength = fields["style_strength"]  # the instant network's knob, not every method's
+    assert strength["methods"] == ["instant"] and strength["also_when"] == {"init": "instant"}
+    assert "instant" not in fields["style_weight"]["methods"]
     json.dumps(schema)
 
 

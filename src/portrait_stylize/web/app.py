@@ -14,7 +14,9 @@ import hmac
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,7 +30,9 @@ from starlette.exceptions import HTTPException
 
 from .. import __version__
 from ..errors import PortraitStylizeError, SettingsError, outcome
+from ..images import LoadedImage
 from ..methods import job_settings
+from .quicklook import bounded, inspect_photo, instant_preview
 from .settings import Limits, form_schema, parse_job_settings
 from .store import ACTIVE, FINISHED, Job, JobStore, job_id
 from .uploads import UploadRejected, check_image, save_upload, sniff
@@ -43,6 +47,8 @@ EVENT_POLL_S = 0.5
 KEEPALIVE_S = 15.0
 FORM_OVERHEAD = 1_000_000
 """Bytes a request may carry besides its images (settings, multipart framing)."""
+NETWORK_WAIT_S = 60.0
+"""How long a look before a job (faces, instant preview) waits for the one running."""
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -165,6 +171,42 @@ def create_app(config: ServerConfig) -> FastAPI:
         log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
         return _error(500, f"internal error ({type(exc).__name__}); see the server's log")
 
+    networks = threading.Lock()
+
+    @contextmanager
+    def one_at_a_time() -> Iterator[None]:
+        """The server's own networks (faces, mask, instant), one request at a time: the
+        memory of one decoded upload and one forward pass, whatever comes in."""
+        if not networks.acquire(timeout=NETWORK_WAIT_S):
+            raise HTTPException(503, "busy with other previews; try again")
+        try:
+            yield
+        finally:
+            networks.release()
+
+    @contextmanager
+    def temp_files() -> Iterator[list[Path]]:
+        """A list to note temporary upload paths in; they are removed on leaving."""
+        paths: list[Path] = []
+        try:
+            yield paths
+        finally:
+            for path in paths:
+                path.unlink(missing_ok=True)
+
+    def receive(upload: UploadFile, name: str, paths: list[Path]) -> tuple[Path, str, LoadedImage]:
+        """Save and check one upload field ``name`` (:mod:`.uploads`) to a temporary path
+        noted in ``paths``: (path, sha256, decoded image)."""
+        path = store.temp_path()
+        paths.append(path)
+        sha = save_upload(upload.file, path, name, limits.max_bytes)
+        return path, sha, check_image(path, name, limits)
+
+    def check_styles(style: list[UploadFile]) -> list[tuple[str, UploadFile]]:
+        if len(style) > limits.max_styles:
+            raise SettingsError(f"style: at most {limits.max_styles} style images", "style")
+        return [(f"style[{i}]", s) for i, s in enumerate(style)]
+
     def found(job_ref: str) -> Job:
         job = store.get(job_ref)
         if job is None:
@@ -236,22 +278,42 @@ def create_app(config: ServerConfig) -> FastAPI:
     ) -> JSONResponse:
         """Queue a job; 201 {"id"}, or 200 {"id"} for an identical job that exists."""
         given, resolved = parse_job_settings(settings, limits)
-        if len(style) > limits.max_styles:
-            raise SettingsError(f"style: at most {limits.max_styles} style images", "style")
-        uploads = [("content", content)] + [(f"style[{i}]", s) for i, s in enumerate(style)]
-        saved: list[tuple[Path, str]] = []
-        try:
-            for name, upload in uploads:
-                path = store.temp_path()
-                saved.append((path, save_upload(upload.file, path, name, limits.max_bytes)))
-                check_image(path, name, limits)
+        uploads = [("content", content), *check_styles(style)]
+        with temp_files() as paths:
+            saved = [receive(upload, name, paths)[:2] for name, upload in uploads]
             shas = [sha for _, sha in saved]
             job = job_id(shas[0], shas[1:], job_settings(resolved))
             _, created = store.submit(job, given, saved)
-        finally:
-            for path, _ in saved:
-                path.unlink(missing_ok=True)
         return JSONResponse({"id": job}, status_code=201 if created else 200)
+
+    @app.post("/api/inspect")
+    def inspect(
+        content: Annotated[UploadFile, File(description="the photograph")],
+        settings: Annotated[str, Form(description="JSON object, as a job's")] = "{}",
+    ) -> dict[str, Any]:
+        """The faces and person mask the methods would find, before anything runs: the
+        photograph's size, the faces (box, score, used), how many are used, the share of
+        the picture on the person and an overlay (a PNG data URL). The settings that
+        matter: face_detector, min_face_fraction, mask_threshold, mask_feather."""
+        _, resolved = parse_job_settings(settings, limits)
+        with one_at_a_time(), temp_files() as paths:
+            _, _, photo = receive(content, "content", paths)
+            return inspect_photo(photo, resolved)
+
+    @app.post("/api/instant", response_class=Response)
+    def instant(
+        content: Annotated[UploadFile, File(description="the photograph")],
+        style: Annotated[list[UploadFile], File(description="one or more paintings")],
+        style_strength: Annotated[float, Form(ge=0, le=1)] = 1.0,
+    ) -> Response:
+        """A small preview by the feed-forward ``instant`` method (under a second): PNG,
+        256 px on its long side, the paintings blended equally."""
+        uploads = [("content", content), *check_styles(style)]
+        with one_at_a_time(), temp_files() as paths:
+            images = [bounded(receive(upload, name, paths)[2]) for name, upload in uploads]
+            photo, *paintings = images
+            png = instant_preview(photo, paintings, style_strength)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     @app.get("/api/jobs")
     def list_jobs(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:

@@ -13,12 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SettingsError
-from ..methods import Settings, parse_settings, settings_schema
+from ..methods import METHODS, Settings, parse_settings, render_instant, settings_schema
 
 DEFAULT_METHOD = Settings().method
 """The method of a job whose settings name none (the CLI's default)."""
 PAGE_METHOD = "portrait-stylization"
 """The method the page preselects."""
+INSTANT_ONLY = ("style_strength",)
+"""Settings only the instant network reads: the methods that render with it, and any
+other whose ``init`` starts from its result (``init`` instant)."""
 
 
 @dataclass(frozen=True)
@@ -75,11 +78,20 @@ def _no_constant(name: str) -> None:
 
 def form_schema(limits: Limits) -> dict[str, Any]:
     """The library's settings schema for the page: the settings a job may send (not the
-    worker's, not those that only name a file), the method it preselects, the limits."""
+    worker's, not those that only name a file), the method it preselects, the limits.
+
+    A field's ``methods`` are those that read it; :data:`INSTANT_ONLY` fields name the
+    methods that render with the instant network, and add ``also_when`` {"init":
+    "instant"}: the other methods read them only with that setting."""
     schema = settings_schema()
     schema["fields"] = [
         entry
         for entry in schema["fields"]
         if not entry["worker"] and entry.get("file_prefix") != ""
     ]
+    instant = [name for name, method in METHODS.items() if method.render is render_instant]
+    for entry in schema["fields"]:
+        if entry["name"] in INSTANT_ONLY:
+            entry["methods"] = instant
+            entry["also_when"] = {"init": "instant"}
     return {**schema, "default_method": PAGE_METHOD, "limits": dataclasses.asdict(limits)}

@@ -11,7 +11,7 @@ from typing import BinaryIO
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
-from ..images import load_image
+from ..images import LoadedImage, load_image
 from .settings import Limits
 
 SIGNATURES = {
@@ -60,10 +60,10 @@ def save_upload(source: BinaryIO, dest: Path, field: str, max_bytes: int) -> str
     return digest.hexdigest()
 
 
-def check_image(path: Path, field: str, limits: Limits) -> str:
+def check_image(path: Path, field: str, limits: Limits) -> LoadedImage:
     """Check the saved upload ``path``: a JPEG, PNG, WebP or TIFF by its bytes (else 415),
     at most ``limits.max_pixels`` by its header (else 413), and decodable (else
-    InputError naming ``field``, never the server's path). Returns its media type."""
+    InputError naming ``field``, never the server's path). Returns the decoded image."""
     with path.open("rb") as handle:
         media = sniff(handle.read(12))
     if media is None:
@@ -81,9 +81,8 @@ def check_image(path: Path, field: str, limits: Limits) -> str:
             413,
         )
     try:
-        load_image(path, max_pixels=limits.max_pixels)
+        return load_image(path, max_pixels=limits.max_pixels)
     except InputError as exc:
         raise InputError(str(exc).replace(str(path), field)) from None
     except Exception as exc:  # a hostile file may break a decoder in any way
         raise InputError(f"{field}: cannot decode ({type(exc).__name__})") from None
-    return media

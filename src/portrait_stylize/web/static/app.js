@@ -1,12 +1,17 @@
-// The page: a form that builds POST /api/jobs, a job view fed by server-sent events,
-// and the history from GET /api/jobs. Plain JS; the API is the one in docs/web.md.
+// The page: a form that builds POST /api/jobs (with what the tool finds in the photo and
+// an instant preview before it starts), a job view fed by server-sent events, and the
+// history from GET /api/jobs. Plain JS; the API is the one in docs/web.md.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const MAIN_FIELDS = ["size", "style_weight", "identity", "style_strength", "preserve_colors", "background"];
+const MAIN_INPUTS = { background: "background-mode" };
 const FINISHED = ["done", "failed", "cancelled"];
 
-const state = { schema: null, photo: null, paintings: [], job: null, events: null, poll: null };
+const state = {
+  schema: null, photo: null, paintings: [], job: null, events: null, poll: null,
+  inspected: null, inspectRun: 0, instantRun: 0, timers: new Map(),
+};
 
 async function api(path, options = {}) {
   const response = await fetch(path, options);
@@ -36,6 +41,79 @@ function showInputs() {
   $("photo-thumbs").replaceChildren(...(state.photo ? [thumb(state.photo, () => { state.photo = null; showInputs(); })] : []));
   $("painting-thumbs").replaceChildren(...state.paintings.map((p, i) =>
     thumb(p, () => { state.paintings.splice(i, 1); showInputs(); })));
+  if (state.inspected !== state.photo) inspectPhoto();
+  instantPreview();
+}
+
+// --- before it runs: the faces and person found, an instant preview ---------------------
+
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? "" : "s"}`;
+}
+
+function inspectSummary(found) {
+  const faces = found.face_count ? `${plural(found.face_count, "face")} found` : "no face found";
+  const small = found.faces.length - found.face_count;
+  const unused = small ? ` (and ${small} too small to use)` : "";
+  const percent = Math.round(found.person_fraction * 100);
+  const person = percent ? `person covers ${percent} % of the picture` : "no person found";
+  return `${faces}${unused}, ${person}`;
+}
+
+async function inspectPhoto() {
+  state.inspected = state.photo;
+  const run = ++state.inspectRun;
+  $("inspect").hidden = !state.photo;
+  $("inspect-overlay").hidden = true;
+  if (!state.photo) return;
+  $("inspect-summary").textContent = "finding the faces and the person…";
+  const form = new FormData();
+  form.append("content", state.photo.blob, state.photo.name);
+  form.append("settings", JSON.stringify(collectSettings()));
+  try {
+    const found = await api("/api/inspect", { method: "POST", body: form });
+    if (run !== state.inspectRun) return;
+    $("inspect-overlay").src = found.overlay;
+    $("inspect-overlay").hidden = false;
+    $("inspect-summary").textContent = inspectSummary(found);
+  } catch (error) {
+    if (run === state.inspectRun) $("inspect-summary").textContent = error.message;
+  }
+}
+
+function instantStrength() {
+  return applies("style_strength") ? $("style_strength").value : "1";
+}
+
+async function instantPreview() {
+  const run = ++state.instantRun;
+  const ready = Boolean(state.photo) && state.paintings.length > 0;
+  $("instant").hidden = !ready;
+  if (!ready) return;
+  $("instant-caption").textContent = "painting an instant preview…";
+  const form = new FormData();
+  form.append("content", state.photo.blob, state.photo.name);
+  for (const painting of state.paintings) form.append("style", painting.blob, painting.name);
+  form.append("style_strength", instantStrength());
+  try {
+    const response = await fetch("/api/instant", { method: "POST", body: form });
+    if (!response.ok) throw new Error((await response.json()).error || response.statusText);
+    const blob = await response.blob();
+    if (run !== state.instantRun) return;
+    const img = $("instant-preview");
+    if (img.src) URL.revokeObjectURL(img.src);
+    img.src = URL.createObjectURL(blob);
+    img.hidden = false;
+    $("instant-caption").textContent = "instant preview (the feed-forward instant method, 256 px)";
+  } catch (error) {
+    if (run === state.instantRun) $("instant-caption").textContent = error.message;
+  }
+}
+
+// Run ``action`` (inspect, preview) again once the settings it reads have settled.
+function later(action) {
+  clearTimeout(state.timers.get(action));
+  state.timers.set(action, setTimeout(action, 300));
 }
 
 async function fetchBlob(url, name) {
@@ -54,28 +132,50 @@ function methodDefault(name) {
   return field(name).defaults[$("method").value];
 }
 
+// The value a setting will have: the advanced field's when given, else the method's default.
+function chosen(name) {
+  const input = $("advanced-fields").querySelector(`[data-field="${name}"]`);
+  return input && input.value !== "" ? input.value : String(methodDefault(name));
+}
+
+// Whether the chosen method reads a setting: it is one of the field's methods, or another
+// setting has the value that makes it read (the schema's also_when, e.g. init instant).
+function applies(name) {
+  const entry = field(name);
+  if (entry.methods.includes($("method").value)) return true;
+  return Object.entries(entry.also_when || {}).some(([other, value]) => applies(other) && chosen(other) === value);
+}
+
+function mainLabel(name) {
+  return $(MAIN_INPUTS[name] || name).closest("label");
+}
+
+function showKnobs() {
+  for (const name of MAIN_FIELDS) mainLabel(name).hidden = !applies(name);
+  for (const group of $("advanced-fields").querySelectorAll("fieldset")) {
+    let shown = 0;
+    for (const label of group.querySelectorAll("label")) {
+      label.hidden = !applies(label.querySelector("[data-field]").dataset.field);
+      shown += label.hidden ? 0 : 1;
+    }
+    group.hidden = shown === 0;
+  }
+}
+
 function showMethod() {
-  const method = $("method").value;
-  $("method-help").textContent = state.schema.methods[method].description;
+  $("method-help").textContent = state.schema.methods[$("method").value].description;
   for (const name of ["identity", "style_strength"]) {
-    $(name).closest("label").hidden = !field(name).methods.includes(method);
     $(name).value = methodDefault(name);
     $(name + "-value").textContent = $(name).value;
   }
   for (const name of ["size", "style_weight"]) $(name).placeholder = methodDefault(name);
-  for (const group of $("advanced-fields").querySelectorAll("fieldset")) {
-    let shown = 0;
-    for (const label of group.querySelectorAll("label")) {
-      const input = label.querySelector("[data-field]");
-      label.hidden = !field(input.dataset.field).methods.includes(method);
-      shown += label.hidden ? 0 : 1;
-      const value = methodDefault(input.dataset.field);
-      const text = value === null ? "unset" : Array.isArray(value) ? value.join(", ") : String(value);
-      if (input.tagName === "SELECT") input.options[0].text = `default (${text})`;
-      else input.placeholder = text;
-    }
-    group.hidden = shown === 0;
+  for (const input of $("advanced-fields").querySelectorAll("[data-field]")) {
+    const value = methodDefault(input.dataset.field);
+    const text = value === null ? "unset" : Array.isArray(value) ? value.join(", ") : String(value);
+    if (input.tagName === "SELECT") input.options[0].text = `default (${text})`;
+    else input.placeholder = text;
   }
+  showKnobs();
 }
 
 function inputFor(entry) {
@@ -132,15 +232,16 @@ function parseValue(text, type) {
 
 function collectSettings() {
   const settings = { method: $("method").value };
+  const shown = (name) => !mainLabel(name).hidden;
   for (const name of ["size", "style_weight"]) {
-    if ($(name).value !== "") settings[name] = parseValue($(name).value, name === "size" ? "integer" : "number");
+    if (shown(name) && $(name).value !== "") settings[name] = parseValue($(name).value, name === "size" ? "integer" : "number");
   }
   for (const name of ["identity", "style_strength"]) {
     const value = parseFloat($(name).value);
-    if (!$(name).closest("label").hidden && value !== methodDefault(name)) settings[name] = value;
+    if (shown(name) && value !== methodDefault(name)) settings[name] = value;
   }
-  if ($("preserve_colors").checked) settings.preserve_colors = true;
-  if ($("background-mode").value === "color") settings.background = "color:" + $("background-color").value;
+  if (shown("preserve_colors") && $("preserve_colors").checked) settings.preserve_colors = true;
+  if (shown("background") && $("background-mode").value === "color") settings.background = "color:" + $("background-color").value;
   for (const input of $("advanced-fields").querySelectorAll("[data-field]")) {
     const shown = !input.closest("label").hidden;
     if (shown && input.value !== "") settings[input.dataset.field] = parseValue(input.value, input.dataset.type);
@@ -165,6 +266,7 @@ function fillSettings(settings) {
     const value = settings[input.dataset.field];
     input.value = value === undefined ? "" : Array.isArray(value) ? value.join(", ") : String(value);
   }
+  showKnobs();
 }
 
 async function submitJob(event) {
@@ -282,8 +384,8 @@ async function runAgain(job) {
   const [photo, ...paintings] = job.links.inputs;
   state.photo = await fetchBlob(photo, "photo");
   state.paintings = await Promise.all(paintings.map((url, i) => fetchBlob(url, `painting ${i + 1}`)));
-  showInputs();
   fillSettings(job.settings);
+  showInputs();
   $("new").scrollIntoView();
 }
 
@@ -349,10 +451,12 @@ async function start() {
     const select = example.kind === "painting" ? $("example-painting") : $("example-photo");
     select.append(new Option(example.title, example.name));
   }
-  $("method").onchange = showMethod;
+  $("method").onchange = () => { showMethod(); later(instantPreview); };
+  $("advanced-fields").onchange = () => { showKnobs(); later(inspectPhoto); };
   for (const name of ["identity", "style_strength"]) {
     $(name).oninput = () => { $(name + "-value").textContent = $(name).value; };
   }
+  $("style_strength").onchange = () => later(instantPreview);
   $("background-mode").onchange = () => { $("background-color").hidden = $("background-mode").value !== "color"; };
   $("photo-file").onchange = (e) => {
     const file = e.target.files[0];
