@@ -3,11 +3,15 @@ what is to do, then summarise."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..checkpoint import checkpoint_path
+from ..errors import InputError
 from ..methods import resolve_settings
 from .cluster import run_ray
 from .jobs import BatchJob, is_done
@@ -54,9 +58,34 @@ def plan(store: BatchStore, jobs: list[BatchJob], options: Options) -> None:
         store.plan(job, key, "queued")
 
 
+@contextlib.contextmanager
+def only_batch_in(outdir: Path) -> Iterator[None]:
+    """Hold ``outdir``'s batch lock (``.batch.lock``, released when this process ends,
+    however it ends); InputError when another batch command holds it."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    with open(outdir / ".batch.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise InputError(
+                f"{outdir}: another batch command is running there (pid {handle.read().strip()})"
+            ) from None
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+
+
 def run_batch(jobs: list[BatchJob], options: Options) -> tuple[bool, str]:
     """Run ``jobs`` into ``options.outdir``; whether all are done, and the summary."""
     outdir = options.outdir.absolute()
+    with only_batch_in(outdir):
+        return _run(jobs, options, outdir)
+
+
+def _run(jobs: list[BatchJob], options: Options, outdir: Path) -> tuple[bool, str]:
+    """Plan, run and summarise ``jobs`` in ``outdir`` (its batch lock held)."""
     store = BatchStore(outdir)
     plan(store, jobs, options)
     progress = Progress(store, len(jobs), options.quiet)

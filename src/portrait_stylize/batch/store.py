@@ -11,10 +11,12 @@ import contextlib
 import json
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
 from ..jobdb import connect, create
 from .jobs import BatchJob
 
@@ -65,18 +67,34 @@ class Row:
 
 
 class BatchStore:
-    """The jobs of the batch in ``outdir`` (created if absent)."""
+    """The jobs of the batch in ``outdir`` (created if absent); a call waits up to
+    ``timeout`` seconds for another process's lock on the database."""
 
-    def __init__(self, outdir: Path) -> None:
+    def __init__(self, outdir: Path, timeout: float = 60) -> None:
         outdir.mkdir(parents=True, exist_ok=True)
         self.path = outdir / "batch.sqlite"
-        create(self.path, SCHEMA)
+        self.timeout = timeout
+        with self._unlocked():
+            create(self.path, SCHEMA)
 
-    def _connect(
-        self, write: bool = False
-    ) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    @contextlib.contextmanager
+    def _unlocked(self) -> Iterator[None]:
+        """Turn SQLite's "database is locked" (another process held it longer than the
+        timeout) into an InputError naming the file."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise
+            raise InputError(
+                f"{self.path}: locked by another process for over {self.timeout:g} s"
+            ) from exc
+
+    @contextlib.contextmanager
+    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
         """A connection for reads, or for one write transaction."""
-        return connect(self.path, write, timeout=60)
+        with self._unlocked(), connect(self.path, write, self.timeout) as conn:
+            yield conn
 
     def plan(self, job: BatchJob, key: str | None, status: str, error: str | None = None) -> None:
         """Set ``job``'s row for this run: ``queued`` (attempts from zero), ``done`` (its
