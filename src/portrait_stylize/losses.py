@@ -140,10 +140,14 @@ class StyleTerm(Term):
         self.criterion = criterion
         self.by_channels = by_channels
 
+    def gram(self, features: torch.Tensor) -> torch.Tensor:
+        """The Gram matrices the targets are compared with: (B, C, h, w) -> (B, C, C)."""
+        return gram_matrix(features, self.by_channels)
+
     def forward(self, features: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
         total = features[self.layers[0]].new_zeros(())
         for layer in self.layers:
-            gram = gram_matrix(features[layer], self.by_channels)
+            gram = self.gram(features[layer])
             total = total + self.layer_weights[layer] * self.criterion(gram, self.targets[layer])
         return total
 
@@ -216,13 +220,9 @@ class MaskedStyleTerm(StyleTerm):
         )
         self.normalise = normalise
 
-    def forward(self, features: dict[str, torch.Tensor], image: torch.Tensor) -> torch.Tensor:
+    def gram(self, features: torch.Tensor) -> torch.Tensor:
         mask = cast(MaskView, self.view).mask
-        total = image.new_zeros(())
-        for layer in self.layers:
-            gram = masked_gram(features[layer], mask, self.normalise, self.by_channels)
-            total = total + self.layer_weights[layer] * self.criterion(gram, self.targets[layer])
-        return total
+        return masked_gram(features, mask, self.normalise, self.by_channels)
 
 
 TV_REDUCTIONS = ("mean", "half-sum")
