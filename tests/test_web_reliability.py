@@ -7,13 +7,10 @@ of docs/reliability.md come from there).
 from __future__ import annotations
 
 import io
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 import tifffile
@@ -21,9 +18,18 @@ import tifffile
 from portrait_stylize.api import stylize
 from portrait_stylize.web.store import JobStore
 
-from .web_server import PAINTING, PHOTO, ROOT, TINY, Server, stored_files, submit, wait_for
+from .web_server import (
+    PAINTING,
+    PHOTO,
+    TINY,
+    Server,
+    event_kinds,
+    only_what_jobs_use,
+    save_figures,
+    submit,
+    wait_for,
+)
 
-FIGURES = ROOT / "out" / "tests"
 CRASH = {
     "method": "crowson",
     "size": 64,
@@ -34,27 +40,6 @@ CRASH = {
     "seed": 3,
 }
 """Three scales (32, 45, 64 px), long enough at the second to be killed there."""
-
-
-def _save_figures(name: str, figures: dict[str, Any]) -> None:
-    FIGURES.mkdir(parents=True, exist_ok=True)
-    (FIGURES / f"{name}.json").write_text(json.dumps(figures, indent=2) + "\n")
-    print(name, json.dumps(figures))
-
-
-def _kinds(client: httpx.Client, job: str) -> list[str]:
-    """The kinds of a finished job's events, in order."""
-    stream = client.get(f"/api/jobs/{job}/events")
-    return [line[7:] for line in stream.text.splitlines() if line.startswith("event: ")]
-
-
-def _only_what_jobs_use(data: Path) -> None:
-    """Every stored file belongs to a job, and no job's file is missing; nothing else."""
-    store = JobStore(data)
-    used = set()
-    for job in store.list(1000):
-        used |= {job.inputs["content"], *job.inputs["styles"], *(job.outputs or {}).values()}
-    assert set(stored_files(data)) == {store.file_path(sha) for sha in used}
 
 
 def test_kill_9_mid_run_then_restart_finishes_the_job(tmp_path: Path) -> None:
@@ -87,13 +72,13 @@ def test_kill_9_mid_run_then_restart_finishes_the_job(tmp_path: Path) -> None:
             finished_after = time.monotonic() - restarted
             record = client.get(f"/api/jobs/{job}/record").json()
             tif = client.get(f"/api/jobs/{job}/result", params={"format": "tif"}).content
-            kinds = _kinds(client, job)
+            kinds = event_kinds(client, job)
     finally:
         second.stop()
     assert final["attempts"] == 2 and final["error"] is None
     assert record["resumed"]["stage"] == state["stage"] - 1  # from the scale it was killed in
     assert kinds.count("started") == 2 and kinds.count("done") == 1 and kinds[-1] == "done"
-    _only_what_jobs_use(data)
+    only_what_jobs_use(data)
     assert not any((data / "work").iterdir()) and not any((data / "tmp").iterdir())
 
     settings = {k: v for k, v in CRASH.items() if k != "method"}
@@ -101,7 +86,7 @@ def test_kill_9_mid_run_then_restart_finishes_the_job(tmp_path: Path) -> None:
     expected = reference.permute(1, 2, 0).numpy()
     got = tifffile.imread(io.BytesIO(tif)).astype(np.float32) / 65535
     difference = np.abs(got - expected)
-    _save_figures(
+    save_figures(
         "web-crash",
         {
             "killed_at": {"stage": state["stage"], "step": state["step"]},
@@ -140,18 +125,18 @@ def test_load(tmp_path: Path, jobs: int, clients: int) -> None:
             ids = [job for part in pool.map(client_run, range(clients)) for job in part]
         with server.client() as client:
             listed = client.get("/api/jobs", params={"limit": 1000}).json()
-            kinds = {job: _kinds(client, job) for job in ids}
+            kinds = {job: event_kinds(client, job) for job in ids}
     finally:
         server.stop()
     assert len(set(ids)) == jobs
     assert sorted(j["id"] for j in listed) == sorted(ids)  # none lost, none twice
     assert all(j["status"] == "done" and j["attempts"] == 1 for j in listed)
     assert all(k.count("started") == 1 and k.count("done") == 1 for k in kinds.values())
-    _only_what_jobs_use(server.data)
+    only_what_jobs_use(server.data)
     rows = JobStore(server.data).list(1000)  # created: queued; updated: done
     latencies = sorted(row.updated - row.created for row in rows)
     ends = sorted(row.updated - began for row in rows)
-    _save_figures(
+    save_figures(
         f"web-load-{jobs}",
         {
             "jobs": jobs,

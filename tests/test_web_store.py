@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from portrait_stylize.errors import SettingsError
+from portrait_stylize.web import store as store_module
 from portrait_stylize.web.settings import Limits, form_schema, parse_job_settings
-from portrait_stylize.web.store import JobStore, file_sha256, job_id
+from portrait_stylize.web.store import JobStore, StoreBusy, file_sha256, job_id
 from portrait_stylize.web.uploads import sniff
 
 
@@ -162,3 +164,42 @@ def test_good_settings_resolve() -> None:
 )
 def test_sniff(head: bytes, media: str | None) -> None:
     assert sniff(head) == media
+
+
+def test_sweep_removes_only_what_no_job_needs(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "data")
+    running, done, cancelled = (_submit(store, tmp_path, name) for name in "abc")
+    for job in (running, done):
+        claimed = store.claim("elsewhere:1:a", lease_s=60, max_attempts=3)
+        assert claimed is not None and claimed.id == job
+    result = tmp_path / "result.png"
+    result.write_bytes(b"result")
+    assert store.finish(done, "elsewhere:1:a", {"png": result})
+    store.cancel(cancelled)
+    stray = store.file_path("ff" * 32)  # moved in by a transaction that never committed
+    stray.parent.mkdir()
+    stray.write_bytes(b"orphan")
+    for job in (running, done, cancelled, "gone"):
+        store.work_dir(job).mkdir()
+    before = sorted(path for path in store.files.glob("*/*") if path != stray)
+    assert store.sweep() == (1, 2)
+    assert sorted(store.files.glob("*/*")) == before
+    assert sorted(path.name for path in store.work.iterdir()) == sorted([running, cancelled])
+
+
+def test_a_locked_database_is_store_busy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(store_module, "WAIT_S", 0.2)
+    store = JobStore(tmp_path / "data")
+    job = _submit(store, tmp_path)
+    other = sqlite3.connect(store.database, isolation_level=None)  # as another process would
+    other.execute("BEGIN EXCLUSIVE")
+    assert store.get(job) is not None  # WAL: readers go on
+    with pytest.raises(StoreBusy, match="locked by another process"):
+        store.cancel(job)
+    other.execute("ROLLBACK")
+    other.execute("PRAGMA locking_mode=EXCLUSIVE")
+    other.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(StoreBusy):
+        store.get(job)  # the whole file locked: readers wait too
+    other.close()
+    assert store.cancel(job) is not None

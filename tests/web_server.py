@@ -16,7 +16,11 @@ from typing import Any
 
 import httpx
 
+from portrait_stylize.web.store import JobStore
+
 ROOT = Path(__file__).resolve().parents[1]
+FIGURES = ROOT / "out" / "tests"
+"""Where a test writes its figures (those of docs/reliability.md)."""
 EXAMPLES = ROOT / "examples"
 PHOTO = EXAMPLES / "astronaut.jpg"
 PAINTING = EXAMPLES / "starry_night.jpg"
@@ -128,3 +132,25 @@ def stored_files(data: Path) -> list[Path]:
     return sorted(
         p for p in data.rglob("*") if p.is_file() and not p.name.startswith("jobs.sqlite3")
     )
+
+
+def only_what_jobs_use(data: Path) -> None:
+    """Every stored file belongs to a job, and no job's file is missing; nothing else."""
+    store = JobStore(data)
+    used = set()
+    for job in store.list(1000):
+        used |= {job.inputs["content"], *job.inputs["styles"], *(job.outputs or {}).values()}
+    assert set(stored_files(data)) == {store.file_path(sha) for sha in used}
+
+
+def event_kinds(client: httpx.Client, job: str) -> list[str]:
+    """The kinds of a finished job's events, in order."""
+    stream = client.get(f"/api/jobs/{job}/events")
+    return [line[7:] for line in stream.text.splitlines() if line.startswith("event: ")]
+
+
+def save_figures(name: str, figures: dict[str, Any]) -> None:
+    """Write a test's figures to ``out/tests/NAME.json`` (and print them)."""
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    (FIGURES / f"{name}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print(name, json.dumps(figures))

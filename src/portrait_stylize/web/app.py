@@ -2,7 +2,8 @@
 
 Every error is JSON ``{"error": message}`` with the status of the error table
 (:mod:`portrait_stylize.errors`): bad uploads or settings 400/413/415, unknown jobs 404,
-anything unexpected 500, never a traceback. With a token, every request must carry it
+the job database locked by another process 503 (with Retry-After), anything unexpected
+500, never a traceback. With a token, every request must carry it
 (``Authorization: Bearer T``, ``?token=T``, or the cookie the page sets).
 """
 
@@ -34,7 +35,7 @@ from ..images import LoadedImage
 from ..methods import job_settings
 from .quicklook import bounded, inspect_photo, instant_preview
 from .settings import Limits, form_schema, parse_job_settings
-from .store import ACTIVE, FINISHED, Job, JobStore, job_id
+from .store import ACTIVE, FINISHED, Job, JobStore, StoreBusy, job_id
 from .uploads import UploadRejected, check_image, save_upload, sniff
 
 log = logging.getLogger("portrait_stylize.web")
@@ -49,6 +50,8 @@ FORM_OVERHEAD = 1_000_000
 """Bytes a request may carry besides its images (settings, multipart framing)."""
 NETWORK_WAIT_S = 60.0
 """How long a look before a job (faces, instant preview) waits for the one running."""
+BUSY_RETRY_AFTER_S = 5
+"""The Retry-After of a 503 for a job database locked by another process."""
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -158,6 +161,13 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.exception_handler(UploadRejected)
     async def rejected(request: Request, exc: UploadRejected) -> Response:
         return _error(exc.status, str(exc))
+
+    @app.exception_handler(StoreBusy)
+    async def busy(request: Request, exc: StoreBusy) -> Response:
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        response = _error(503, str(exc))
+        response.headers["Retry-After"] = str(BUSY_RETRY_AFTER_S)
+        return response
 
     @app.exception_handler(PortraitStylizeError)
     async def library_error(request: Request, exc: PortraitStylizeError) -> Response:
@@ -413,8 +423,13 @@ async def _event_stream(
     job has ended (its final event sent), is deleted or the client leaves."""
     quiet = 0.0
     while not await request.is_disconnected():
-        state = await run_in_threadpool(store.get, job)  # before the events: none is missed
-        rows = await run_in_threadpool(store.events, job, after)
+        try:
+            state = await run_in_threadpool(store.get, job)  # before the events: none missed
+            rows = await run_in_threadpool(store.events, job, after)
+        except StoreBusy:  # locked by another process: say so (a keepalive), try again
+            yield ": the job database is busy\n\n"
+            await asyncio.sleep(EVENT_POLL_S)
+            continue
         for seq, kind, data in rows:
             after = seq
             if kind == "preview":

@@ -12,6 +12,10 @@ A worker claims a job by taking its lease (owner, expiry) and renews it with eve
 progress report; a job whose lease expired (its worker died) is claimable again, and
 after ``max_attempts`` claims it fails with the reason. Every write is one ``BEGIN
 IMMEDIATE`` transaction, so claims from several processes never take one job twice.
+
+A store call waits up to :data:`WAIT_S` for a database another process keeps locked, then
+raises :class:`StoreBusy`. A process killed between moving files into ``files/`` and
+committing leaves files no job refers to; :meth:`JobStore.sweep` removes them.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import socket
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +40,8 @@ STATUSES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
 ACTIVE = ("queued", "running")
 PROGRESS_FIELDS = ("stage", "stages", "step", "steps", "eta_s", "terms")
+WAIT_S = 10.0
+"""Seconds a store call waits for a database locked by another process (then StoreBusy)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -65,6 +72,10 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_by_job ON events (job, seq);
 """
+
+
+class StoreBusy(Exception):
+    """The job database stayed locked by another process for :data:`WAIT_S`."""
 
 
 def job_id(content: str, styles: list[str], settings: dict[str, Any]) -> str:
@@ -157,11 +168,19 @@ class JobStore:
         self.database = self.root / "jobs.sqlite3"
         create(self.database, SCHEMA)
 
-    def _connect(
-        self, write: bool = False
-    ) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        """A connection for one read, or for one write transaction."""
-        return connect(self.database, write)
+    @contextlib.contextmanager
+    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        """A connection for one read, or for one write transaction; StoreBusy when
+        another process keeps the database locked for :data:`WAIT_S`."""
+        try:
+            with connect(self.database, write, WAIT_S) as conn:
+                yield conn
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                raise
+            raise StoreBusy(
+                f"the job database is locked by another process (waited {WAIT_S:g} s); try again"
+            ) from exc
 
     # files
 
@@ -192,6 +211,23 @@ class JobStore:
         for row in conn.execute("SELECT inputs, outputs FROM jobs"):
             used |= _hashes(row["inputs"], row["outputs"])
         return used
+
+    def sweep(self) -> tuple[int, int]:
+        """Remove what a process killed at the wrong moment left: files in ``files/`` no
+        job refers to (moved there by a transaction that never committed) and the working
+        folders of jobs that are done or gone. Returns how many of each it removed."""
+        with self._connect(write=True) as conn:  # no _put and no claim runs meanwhile
+            used = self._referenced(conn)
+            stray = [path for path in self.files.glob("*/*") if path.name not in used]
+            for path in stray:
+                path.unlink()
+            unfinished = {
+                row["id"] for row in conn.execute("SELECT id FROM jobs WHERE status != 'done'")
+            }
+            folders = [path for path in self.work.iterdir() if path.name not in unfinished]
+            for folder in folders:
+                shutil.rmtree(folder, ignore_errors=True)
+        return len(stray), len(folders)
 
     # jobs
 

@@ -8,6 +8,11 @@ expired and another worker took it) the run is stopped and its result dropped. A
 saves a checkpoint in the job's working folder at every scale boundary, and a job
 claimed again continues from it. SIGTERM, or the server disappearing, stops the run at
 its next step and gives the job back to the queue.
+
+A database locked by another process does not stop a worker: a progress report it cannot
+store is skipped, and every other store call is tried again until it goes through. A
+worker starting sweeps away what a worker killed while storing results left
+(:meth:`.JobStore.sweep`).
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
@@ -28,7 +35,7 @@ from ..engine import CancelToken, Event, FacesFound, StageStarted, Step, StopRea
 from ..errors import PortraitStylizeError
 from ..images import record_path, save_image
 from ..methods import resolve_settings, scale_schedule
-from .store import Job, JobStore, new_owner
+from .store import Job, JobStore, StoreBusy, new_owner
 
 log = logging.getLogger("portrait_stylize.web")
 
@@ -36,6 +43,10 @@ PROGRESS_EVERY_S = 1.0
 """At most one progress report (lease renewal, event) per this many seconds."""
 PREVIEW_EVERY_S = 3.0
 """Seconds between preview images."""
+BUSY_RETRY_S = 1.0
+"""Pause before a store call that found the database locked is tried again."""
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -90,9 +101,14 @@ class Reporter:
         if self.worker.orphaned():
             self.worker.stop()
         config = self.worker.config
-        if not self.worker.store.progress(
-            self.job.id, self.worker.owner, config.lease_s, fields, event
-        ):
+        try:
+            kept = self.worker.store.progress(
+                self.job.id, self.worker.owner, config.lease_s, fields, event
+            )
+        except StoreBusy as exc:  # the next report renews the lease
+            log.warning("job %s: progress report skipped: %s", self.job.id, exc)
+            return
+        if not kept:
             self.lost = True
             self.token.cancel()
 
@@ -162,11 +178,28 @@ class Worker:
         """Whether the server that started this worker is gone."""
         return self.config.parent is not None and os.getppid() != self.config.parent
 
+    def stored(self, call: Callable[[], T]) -> T | None:
+        """``call``'s result (a store call), tried again while another process keeps the
+        database locked; None when the worker is stopped first."""
+        while True:
+            try:
+                return call()
+            except StoreBusy as exc:
+                log.warning("worker %s: %s", self.owner, exc)
+                if self.stopping.wait(BUSY_RETRY_S):
+                    return None
+
     def run(self) -> None:
-        """Claim and run jobs until :meth:`stop` or the server is gone."""
+        """Sweep the store, then claim and run jobs until :meth:`stop` or the server is gone."""
+        swept = self.stored(self.store.sweep)
+        if swept is not None and any(swept):
+            log.info("worker %s removed %d stray files and %d stale folders", self.owner, *swept)
         log.info("worker %s ready on %s", self.owner, self.config.device)
+        config = self.config
         while not self.stopping.is_set() and not self.orphaned():
-            job = self.store.claim(self.owner, self.config.lease_s, self.config.max_attempts)
+            job = self.stored(
+                lambda: self.store.claim(self.owner, config.lease_s, config.max_attempts)
+            )
             if job is None:
                 self.stopping.wait(self.config.poll_s)
                 continue
@@ -197,18 +230,22 @@ class Worker:
             )
         except PortraitStylizeError as exc:
             log.info("job %s failed: %s", job.id, exc)
-            self.store.fail(job.id, self.owner, str(exc))
-            return
+            error = str(exc)
         except Exception as exc:
             log.exception("job %s: internal error", job.id)
-            self.store.fail(job.id, self.owner, f"internal error: {type(exc).__name__}: {exc}")
-            return
+            error = f"internal error: {type(exc).__name__}: {exc}"
+        else:
+            error = None
         finally:
             self.token = None
+        if error is not None:
+            self.stored(lambda: self.store.fail(job.id, self.owner, error))
+            return
         if result.stopped == StopReason.CANCELLED:
             self._stopped(job, reporter.lost)
             return
-        if self.store.finish(job.id, self.owner, self._save(result, work)):
+        outputs = self._save(result, work)
+        if self.stored(lambda: self.store.finish(job.id, self.owner, outputs)):
             log.info("job %s done", job.id)
             shutil.rmtree(work, ignore_errors=True)
 
@@ -216,9 +253,9 @@ class Worker:
         """After a run stopped early: a lost job is dropped (its folder too, once the job
         is deleted); a worker stopping gives its job back to the queue."""
         if not lost:
-            self.store.release(job.id, self.owner)
+            self.stored(lambda: self.store.release(job.id, self.owner))
             log.info("job %s given back to the queue", job.id)
-        elif self.store.get(job.id) is None:
+        elif self.stored(lambda: self.store.get(job.id) is None):
             shutil.rmtree(self.store.work_dir(job.id), ignore_errors=True)
 
     @staticmethod
