@@ -97,6 +97,9 @@ def test_background_mask_thresholds_and_feathers() -> None:
     assert soft.sum() == pytest.approx(hard.sum().item(), rel=1e-3)
     with pytest.raises(ValueError, match="feather"):
         background_mask(person, feather=-1.0)
+    wide = background_mask(person[..., :8, :], threshold=0.5, feather=40.0)  # kernel > image
+    assert wide.shape == (1, 1, 8, 41) and ((wide >= 0) & (wide <= 1)).all()
+    assert 0 < float(wide[0, 0, 4, 20]) < 1  # blurred across the edge
 
 
 def test_load_mask_file_reads_white_as_person(tmp_path: Path) -> None:

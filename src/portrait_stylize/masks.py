@@ -62,13 +62,14 @@ def person_mask(
 def background_mask(person: Tensor, threshold: float = 0.5, feather: float = 0.0) -> Tensor:
     """Hard background mask of a person probability (B,1,H,W): 1 where ``person`` is
     below ``threshold``, 0 on the person, then blurred by a Gaussian of sigma
-    ``feather`` pixels (0: no blur; borders reflected). Same shape as ``person``."""
+    ``feather`` pixels (0: no blur; borders reflected; the kernel at most as wide as
+    reflection allows, 2·min(H, W) − 1). Same shape as ``person``."""
     if feather < 0:
         raise ValueError(f"feather must be >= 0, not {feather}")
     mask = (person < threshold).to(person.dtype if person.is_floating_point() else torch.float32)
     if feather == 0:
         return mask
-    kernel = 2 * math.ceil(3 * feather) + 1
+    kernel = min(2 * math.ceil(3 * feather) + 1, 2 * min(mask.shape[-2:]) - 1)
     return gaussian_blur(mask, [kernel, kernel], [feather, feather])
 
 
