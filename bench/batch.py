@@ -5,12 +5,15 @@ Each configuration is one real ``portrait-stylize batch`` command (a fresh proce
 a fresh OUTDIR) over the shared photos x paintings. From its wall time and the batch
 store / records it reports:
 
-- jobs/h: jobs / wall time of the whole command (start-up included);
-- per-job overhead: wall time per job minus the mean optimisation (or network) time
-  of a job, i.e. everything an executor adds around the painting itself (process and
-  Ray start-up, network loading, face detection, reading and saving), with one worker;
+- jobs/h: jobs / wall time of the whole command (start-up and summary included);
+- fixed s: what the command costs besides its jobs (interpreter, torch and Ray
+  start-up, workers started, the contact sheet): wall time minus the jobs' seconds
+  divided by the workers;
+- job overhead s: a job's seconds (from claim to saved result) minus its painting
+  (the optimisation's stages, or the network's forward pass): reading, network
+  loading, face detection, saving;
 - first / later job: a worker's first job (cold: networks loaded) against the mean of
-  its later ones (warm), from the store's per-job seconds.
+  its later ones (warm).
 
     python bench/batch.py [--out out/bench/batch] [--executors local ray]
         [--workers 1 2] [--sizes 256 512] [--method instant] [--option ...]
@@ -61,7 +64,8 @@ def run(config: dict[str, Any], photos: str, styles: str, out: Path) -> dict[str
         "wall_s": wall,
         "jobs_per_h": jobs / wall * 3600,
         "painting_s": sum(painting) / jobs,
-        "overhead_s": wall * config["workers"] / jobs - sum(painting) / jobs,
+        "fixed_s": wall - sum(per_job) / config["workers"],
+        "job_overhead_s": (sum(per_job) - sum(painting)) / jobs,
         "first_job_s": sum(first) / len(first),
         "later_job_s": sum(later) / len(later),
     }
@@ -71,9 +75,9 @@ def table(results: list[dict[str, Any]]) -> str:
     """Markdown: one row per configuration, ratios against the local 1-worker row of
     the same size."""
     head = (
-        "| size | executor | workers | jobs | wall s | jobs/h | vs local 1 | painting s / job "
-        "| overhead s / job | first job s | later jobs s |\n"
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| size | executor | workers | jobs | wall s | jobs/h | vs local 1 | fixed s "
+        "| painting s / job | job overhead s | first job s | later jobs s |\n"
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
     lines = [head]
     for r in results:
@@ -88,7 +92,8 @@ def table(results: list[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['size']} | {r['executor']} | {r['workers']} | {r['jobs']} | {r['wall_s']:.1f} "
             f"| {r['jobs_per_h']:.0f} | {r['jobs_per_h'] / base['jobs_per_h']:.2f}x "
-            f"| {r['painting_s']:.2f} | {r['overhead_s']:.2f} | {r['first_job_s']:.2f} "
+            f"| {r['fixed_s']:.1f} | {r['painting_s']:.2f} | {r['job_overhead_s']:.2f} "
+            f"| {r['first_job_s']:.2f} "
             f"| {r['later_job_s']:.2f} |"
         )
     return "\n".join(lines)
@@ -104,7 +109,12 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=[256, 512])
     parser.add_argument("--method", default="instant")
     parser.add_argument("--option", default="", help="stylize options for every job")
+    parser.add_argument("--tables", nargs="+", type=Path, help="print earlier batch.json files")
     args = parser.parse_args()
+    if args.tables:
+        for path in args.tables:
+            print(table(json.loads(path.read_text())), end="\n\n")
+        return
     results = []
     for size in args.sizes:
         for executor in args.executors:

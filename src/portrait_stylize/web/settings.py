@@ -36,7 +36,8 @@ class Limits:
 
 
 MIN_SIZE = 32
-"""Below this the feature networks' five poolings leave no pixel: a crash, not a job."""
+"""The page's smallest size: below it a result is too small to judge (the library refuses
+a short side under ``images.MIN_SIDE``, where VGG's poolings leave no pixel)."""
 
 
 def _check_limits(settings: Settings, limits: Limits) -> None:
