@@ -69,7 +69,7 @@ def test_help_is_grouped_by_concern(capsys) -> None:
         ({"identity": 1.5}, "identity", r"identity must be in \[0, 1\]"),
         ({"min_face_fraction": 1.0}, "min_face_fraction", r"in \[0, 1\)"),
         ({"style_weight": math.nan}, "style_weight", "must be a finite number"),
-        ({"size": 8}, "size", "size must be at least 16"),
+        ({"size": 8}, "size", r"size must be in \[16, 16384\], not 8"),
         ({"style_blend_weights": [1, -1]}, "style_blend_weights", "at least 0"),
         ({"optimizer": "sgd"}, "optimizer", "optimizer must be one of lbfgs, adam"),
         ({"style_layers": ["relu9_9"]}, "style_layers", "relu9_9 not in vgg19-caffe"),
@@ -197,5 +197,5 @@ def test_stylize_takes_resolved_settings(pair) -> None:
     assert given.record["settings"] == dataclasses.asdict(settings)
     with pytest.raises(TypeError, match="iterations"):
         stylize(content, style, settings, iterations=3)
-    with pytest.raises(SettingsError, match="size must be at least 16"):
+    with pytest.raises(SettingsError, match=r"size must be in \[16, 16384\]"):
         stylize(content, style, Settings(size=8))

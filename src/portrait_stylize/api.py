@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from . import __version__, checkpoint, color, masks, models
-from .checkpoint import RunCheckpoint, input_digest
+from .checkpoint import RunCheckpoint, check_writable, input_digest
 from .engine import (
     AdamState,
     Callback,
@@ -37,7 +37,18 @@ from .engine import (
 from .errors import DeviceError, InputError, SettingsError
 from .face_losses import scale_boxes
 from .features import BACKBONES, FeatureExtractor
-from .images import ImageSource, LoadedImage, load_image, resize_long_side, save_image, save_record
+from .files import atomic_group
+from .images import (
+    MIN_SIDE,
+    ImageSource,
+    LoadedImage,
+    check_fits,
+    check_output_path,
+    load_image,
+    resize_long_side,
+    save_image,
+    save_record,
+)
 from .losses import CONVENTIONS, Objective
 from .methods import (
     METHODS,
@@ -70,10 +81,12 @@ class StylizeResult:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``cpu`` or ``cuda[:N]``; a clear error when CUDA is asked for and absent."""
+    """``cpu`` or ``cuda[:N]``; a clear error when CUDA, or GPU N, is asked for and absent."""
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise DeviceError("device 'cuda' requested but no CUDA GPU is available")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise DeviceError(f"device {name!r}: this machine has {torch.cuda.device_count()} GPU(s)")
     return device
 
 
@@ -189,6 +202,24 @@ def _settings(method: str | Settings, overrides: dict[str, Any]) -> Settings:
     return method
 
 
+def _style_side(settings: Settings, side: int) -> int:
+    """The long side of the style images at a scale of long side ``side``."""
+    return max(MIN_SIDE, round(side * settings.style_scale))
+
+
+def _check_sides(settings: Settings, content: LoadedImage, styles: list[LoadedImage]) -> None:
+    """Refuse, before any work, an input the networks would see under :data:`MIN_SIDE`
+    px on a side: the content at every scale, the styles at every scale of an optimised
+    method (the feed-forward one takes each style's central square)."""
+    if METHODS[settings.method].render is not None:
+        check_fits(content, settings.size)
+        return
+    first = scale_schedule(settings)[0][0]
+    check_fits(content, first)
+    for style in styles:
+        check_fits(style, _style_side(settings, first))
+
+
 def stylize(
     content: ImageSource | LoadedImage,
     style: ImageSource | LoadedImage | Sequence[ImageSource | LoadedImage],
@@ -228,10 +259,12 @@ def stylize(
     if not style_list:
         raise InputError("at least one style image is needed")
     style_images = [_as_loaded(s, max_pixels, "composite") for s in style_list]
+    _check_sides(settings, content_image, style_images)
     if resume and checkpoint is None:
         raise SettingsError("resume needs the checkpoint to resume from")
     saver = None
     if checkpoint is not None:
+        check_writable(Path(checkpoint))
         digest = input_digest([content_image.rgb, *(s.rgb for s in style_images)])
         saver = _Checkpoints(Path(checkpoint), checkpoint_every, settings, digest)
     saved = saver.load(device) if saver is not None and resume else None
@@ -350,7 +383,7 @@ class _Stages:
         stopped: StopReason | None = None
         for index, (side, iterations) in enumerate(schedule[start.stage :], start=start.stage):
             content_t = resize_long_side(content.rgb, side)[None].to(device)
-            style_side = max(16, round(side * settings.style_scale))
+            style_side = _style_side(settings, side)
             styles_t = [resize_long_side(s.rgb, style_side)[None].to(device) for s in styles]
             built = preset.build(settings, self.extractor, content_t, styles_t, **self.prepared)
             autocast = start.autocast if index == start.stage else settings.autocast
@@ -431,13 +464,25 @@ def _weights_entry(name: str) -> dict[str, str]:
 
 def save_result(result: StylizeResult, output: str | Path) -> Path:
     """Write ``result`` to ``output`` (its alpha re-applied), each artifact beside it as
-    ``STEM.NAME.png`` and the record as ``OUTPUT.json``, each atomically; returns the
-    record's path."""
-    output = Path(output)
-    save_image(result.image, output, result.alpha)
-    for name, artifact in result.artifacts.items():
-        save_image(artifact.expand(3, -1, -1), output.with_name(f"{output.stem}.{name}.png"))
-    return save_record(result.record, output)
+    ``STEM.NAME.png`` and the record as ``OUTPUT.json``; returns the record's path.
+
+    All or nothing (:func:`~portrait_stylize.files.atomic_group`): when ``output`` exists,
+    so do its own record and artifacts, and a failed write (a read-only folder, a full
+    disk: InputError naming ``output`` and the reason) leaves the old files as they were.
+    An ``output`` that is one of the run's inputs is refused."""
+    inputs = result.record["inputs"]
+    output = check_output_path(
+        output, [inputs["content"]["name"], *(s["name"] for s in inputs["styles"])]
+    )
+    try:
+        with atomic_group():
+            save_image(result.image, output, result.alpha)
+            for name, artifact in result.artifacts.items():
+                path = output.with_name(f"{output.stem}.{name}.png")
+                save_image(artifact.expand(3, -1, -1), path)
+            return save_record(result.record, output)
+    except OSError as exc:
+        raise InputError(f"{output}: cannot write the result ({exc.strerror or exc})") from None
 
 
 def _record(

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -61,6 +62,14 @@ def input_digest(images: list[torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def check_writable(path: Path) -> None:
+    """Refuse (InputError), before a run, a checkpoint ``path`` whose folder (or nearest
+    existing folder above, which the save would create it in) cannot be written."""
+    folder = next(p for p in path.absolute().parents if p.is_dir())
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"{path}: cannot write the checkpoint: folder {folder} is not writable")
+
+
 def save(checkpoint: RunCheckpoint, path: Path) -> None:
     """Write ``checkpoint`` to ``path`` atomically (plain tensors and JSON, safe to load)."""
     data = {
@@ -74,8 +83,34 @@ def save(checkpoint: RunCheckpoint, path: Path) -> None:
         "state": vars(checkpoint.state) if checkpoint.state is not None else None,
         "autocast": checkpoint.autocast,
     }
-    with atomic_output(path) as tmp:
-        torch.save(data, tmp)
+    try:
+        with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+            writer = _Writer(handle)
+            try:
+                torch.save(data, writer)
+            except RuntimeError as exc:  # torch reports a failed write without its cause
+                raise writer.error or exc from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write the checkpoint ({exc.strerror or exc})") from None
+
+
+class _Writer:
+    """A file for ``torch.save`` that keeps the OSError of a failed write (a full disk),
+    which torch turns into a bare RuntimeError."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.error: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
 
 
 def load(path: Path, settings: Settings, inputs: str, device: torch.device) -> RunCheckpoint:

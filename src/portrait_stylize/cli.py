@@ -11,20 +11,23 @@ import importlib
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .callbacks import EarlyStop, ProgressBar, StopFlag
 from .checkpoint import checkpoint_path
 from .engine import Callback, CancelToken, StopReason
-from .errors import OUTCOMES, Cancelled, PortraitStylizeError, outcome
+from .errors import OUTCOMES, Cancelled, PortraitStylizeError, outcome, printable
 from .images import check_output_path, load_image
+from .masks import parse_background
 from .methods import (
     GROUPS,
     KINDS,
     METHODS,
     SPECS,
     Settings,
+    Spec,
+    blend_weights,
     method_defaults,
     resolve_settings,
     scale_schedule,
@@ -40,6 +43,21 @@ SUBCOMMANDS = {
 DEBUG_HELP = "on an error, print its traceback too (default: off; any position, subcommands too)"
 RUN_GROUP = ("run", "checkpoints, resuming and progress")
 """The CLI's own group of options (the settings' groups: :data:`~.methods.GROUPS`)."""
+RUN_OPTIONS = {"max_pixels": 1, "early_stop": 0, "checkpoint_every": 0}
+"""The least value of each of the CLI's options that is no setting."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser whose error is one line (the usage is in --help), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {one_line(message)} (see --help)\n")
+
+
+def one_line(message: str) -> str:
+    """``message`` as one line any stream can print: control characters (of a file name,
+    say) escaped, and so are the bytes of a name that are no UTF-8 (\\udcNN)."""
+    return printable(message.encode("utf-8", "backslashreplace").decode())
 
 
 def _defaults_text(name: str, defaults: dict[str, Settings]) -> str:
@@ -100,7 +118,7 @@ def add_setting_options(parser: argparse.ArgumentParser) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     """The main command's parser: inputs, one option per setting grouped by concern
     (:data:`~portrait_stylize.methods.GROUPS`), then the run's own options."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="portrait-stylize",
         description=(
             "Paint a photograph of people in the style of an artwork, keeping faces "
@@ -164,11 +182,11 @@ def guarded(run: Callable[[], int], debug: bool = False) -> int:
             traceback.print_exception(exc)
         error = Cancelled("interrupted") if isinstance(exc, KeyboardInterrupt) else exc
         if isinstance(error, PortraitStylizeError):
-            print(f"portrait-stylize: error: {error}", file=sys.stderr)
+            print(f"portrait-stylize: error: {one_line(str(error))}", file=sys.stderr)
         else:
             print(
-                f"portrait-stylize: internal error: {type(error).__name__}: {error} "
-                "(a bug; rerun with --debug for the traceback)",
+                f"portrait-stylize: internal error: {type(error).__name__}: "
+                f"{one_line(str(error))} (a bug; rerun with --debug for the traceback)",
                 file=sys.stderr,
             )
         return outcome(error).exit_code
@@ -180,7 +198,13 @@ def run_stylize(args: argparse.Namespace) -> int:
     from .api import save_result, stylize
 
     settings = resolve_settings(args.method, {name: getattr(args, name) for name in SPECS})
-    output = check_output_path(args.output)
+    for name, low in RUN_OPTIONS.items():
+        Spec("", RUN_GROUP[0], low=low).check("--" + name.replace("_", "-"), getattr(args, name))
+    blend_weights(settings, len(args.style))  # before any image is read
+    kind, value = parse_background(settings.background)
+    texture = value if kind == "texture" else None
+    inputs = [path for path in (args.content, *args.style, settings.mask, texture) if path]
+    output = check_output_path(args.output, inputs, [checkpoint_path(args.output)])
     alpha_mode = "keep" if args.keep_alpha else "composite"
     content = load_image(args.content, max_pixels=args.max_pixels, alpha=alpha_mode)
     styles = [load_image(path, max_pixels=args.max_pixels) for path in args.style]
@@ -224,14 +248,12 @@ def run_stylize(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI on ``argv``; returns the exit code. ``--debug`` may stand anywhere."""
-    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre = Parser(add_help=False, allow_abbrev=False)
     pre.add_argument("--debug", action="store_true")
     known, rest = pre.parse_known_args(list(sys.argv[1:] if argv is None else argv))
     if rest and rest[0] in SUBCOMMANDS:
         module = importlib.import_module(SUBCOMMANDS[rest[0]])
-        parser = argparse.ArgumentParser(
-            prog=f"portrait-stylize {rest[0]}", epilog=f"--debug: {DEBUG_HELP}"
-        )
+        parser = Parser(prog=f"portrait-stylize {rest[0]}", epilog=f"--debug: {DEBUG_HELP}")
         module.add_arguments(parser)
         args = parser.parse_args(rest[1:])
         return guarded(lambda: int(module.run(args)), known.debug)

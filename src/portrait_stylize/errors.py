@@ -62,6 +62,14 @@ OUTCOMES: dict[type[PortraitStylizeError], Outcome] = {
 }
 UNEXPECTED = Outcome(1, 500)
 """Any other exception: a bug."""
+CONTROL = {code: f"\\x{code:02x}" for code in (*range(32), 127)}
+"""Control characters (a newline, a terminal escape) as a message shows them."""
+
+
+def printable(text: str) -> str:
+    """``text`` a user gave (a name, a file name) as it may stand in a one-line message:
+    its control characters escaped."""
+    return text.translate(CONTROL)
 
 
 def outcome(error: BaseException) -> Outcome:

@@ -21,6 +21,7 @@ The factors are folded into the convolutions, so calibration costs nothing per s
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .files import atomic_output
 from .nets.vgg import VGGTrunk, layer_names
 from .weights import cache_root, get_spec, load_state_dict
 
@@ -194,15 +196,16 @@ def measure_activation_means(extractor: FeatureExtractor) -> dict[str, float]:
 
 def _activation_means(extractor: FeatureExtractor, key: str | None) -> dict[str, float]:
     """Raw activation means of uncalibrated ``extractor``, cached on disk under ``key``
-    (None: measured, not cached)."""
+    (None: measured, not cached). An unreadable cached file is measured again; a cache
+    that cannot be written (read-only, full) only costs measuring again next time."""
     if key is None:
         return measure_activation_means(extractor)
     path = cache_root() / "calibration" / f"{key}.json"
-    if path.is_file():
+    with contextlib.suppress(OSError, ValueError):
         return json.loads(path.read_text())
     means = measure_activation_means(extractor)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(means, indent=1))
+    with contextlib.suppress(OSError), atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(means, indent=1))
     return means
 
 

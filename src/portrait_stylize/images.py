@@ -1,15 +1,25 @@
 """Image input and output: any common photo in, an sRGB float tensor out; atomic saves.
 
-Input: JPEG, PNG, WebP and TIFF (16-bit TIFF read at full precision with tifffile),
-grayscale, palette, CMYK and alpha modes, EXIF orientation applied, embedded ICC
-profiles converted to sRGB. Output: PNG, JPEG (quality 95), WebP or 16-bit TIFF,
-written to a temporary file and renamed, so a result is whole or absent.
+Input: JPEG, PNG, WebP and TIFF (16-bit and floating-point TIFF read at full precision
+with tifffile), grayscale, palette, CMYK, Lab and alpha modes, EXIF orientation applied,
+embedded ICC profiles converted to sRGB. Anything else, damaged or too large is refused
+with an InputError of one line naming the file and the reason; what the decoders warn
+goes to the image's ``info["warnings"]``, not to standard error. Output: PNG, JPEG
+(quality 95), WebP or 16-bit TIFF, written to a temporary file and renamed, so a result
+is whole or absent.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
+import os
+import stat
+import threading
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,8 +34,26 @@ from .errors import InputError
 from .files import atomic_output
 
 DEFAULT_MAX_PIXELS = 64_000_000
+MIN_SIDE = 16
+"""The shortest side the feature networks take, in pixels: their four poolings before
+relu5_1 halve it to one pixel (one fewer and a pooling has nothing left to pool)."""
 INPUT_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "TIFF"}
 OUTPUT_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
+MAGIC = {
+    "JPEG": (b"\xff\xd8\xff",),
+    "PNG": (b"\x89PNG\r\n\x1a\n",),
+    "WebP": (b"RIFF",),
+    "TIFF": (b"II*\0", b"MM\0*"),
+}
+"""The first bytes of each input format (a WebP also has ``WEBP`` at byte 8)."""
+HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
+HEAD_BYTES = 512
+"""How much of a file is read to tell what it is when it is refused."""
+DEEP_TIFF = {("u", 2): 65535.0, ("f", 2): 1.0, ("f", 4): 1.0, ("f", 8): 1.0}
+"""(numpy kind, bytes) of the TIFF samples read with tifffile -> their full scale."""
+_DEEP_PHOTOMETRIC = (tifffile.PHOTOMETRIC.RGB, tifffile.PHOTOMETRIC.MINISBLACK)
+_DEEP_AXES = ("YX", "YXS", "SYX")
+_DECODING = threading.Lock()
 
 # EXIF orientation -> the numpy transform that undoes it on an (H, W, C) array.
 _ORIENT = {
@@ -61,24 +89,99 @@ class LoadedImage:
         return self.rgb.shape[2], self.rgb.shape[1]
 
 
-def _open(path: Path, max_pixels: int) -> Image.Image:
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
+def _check_file(path: Path) -> None:
+    """Refuse, with the reason, a path that is not a readable, non-empty regular file."""
     try:
-        image = Image.open(path)
-    except Image.DecompressionBombError as exc:
-        raise InputError(f"{path}: refused as a decompression bomb ({exc})") from None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise InputError(f"{path}: not a readable image ({exc})") from None
-    if image.format not in INPUT_FORMATS:
-        raise InputError(f"{path}: format {image.format} is not supported (JPEG, PNG, WebP, TIFF)")
-    width, height = image.size
+        status = path.stat()
+    except FileNotFoundError:
+        broken = " (a broken link)" if path.is_symlink() else ""
+        raise InputError(f"{path}: no such file{broken}") from None
+    except (OSError, ValueError) as exc:  # a name too long, a link loop, a NUL byte ...
+        raise InputError(f"{path}: cannot be opened ({_os_reason(exc)})") from None
+    if stat.S_ISDIR(status.st_mode):
+        raise InputError(f"{path}: a folder, not an image file")
+    if not stat.S_ISREG(status.st_mode):
+        raise InputError(f"{path}: not a regular file (a pipe, socket or device)")
+    if status.st_size == 0:
+        raise InputError(f"{path}: empty file (0 bytes)")
+
+
+def _os_reason(exc: OSError | ValueError) -> str:
+    """Why the system refused a path, without the path: "permission denied", ..."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return reason.lower()
+
+
+def _what_it_is(head: bytes) -> str:
+    """Why a file whose first bytes are ``head`` is not an image this tool reads."""
+    for name, magics in MAGIC.items():
+        if head.startswith(magics) and (name != "WebP" or head[8:12] == b"WEBP"):
+            return f"a damaged or truncated {name} file"
+    if head.startswith(b"%PDF-"):
+        kind = "a PDF document"
+    elif b"<svg" in head.lower():
+        kind = "an SVG drawing"
+    elif head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
+        kind = "a HEIC/HEIF/AVIF image"
+    else:
+        return "not a JPEG, PNG, WebP or TIFF file"
+    return f"{kind}; this tool reads JPEG, PNG, WebP and TIFF"
+
+
+def _reason(exc: BaseException) -> str:
+    """A decoder's error as one line."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _check_pixels(path: Path, width: int, height: int, max_pixels: int) -> None:
+    """Refuse an image of more than ``max_pixels`` before it is decoded."""
     if width * height > max_pixels:
         raise InputError(
             f"{path}: {width}x{height} is {width * height / 1e6:.3g} MP, over the limit of "
             f"{max_pixels / 1e6:.3g} MP (raise it with --max-pixels)"
         )
-    return image
+
+
+@contextmanager
+def _open(path: Path, head: bytes, max_pixels: int) -> Iterator[Image.Image]:
+    """The file opened by Pillow (closed afterwards), refused unless it is a JPEG, PNG, WebP
+    or TIFF of at most ``max_pixels``."""
+    try:
+        image = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{path}: refused as a decompression bomb ({exc})") from None
+    except UnidentifiedImageError:
+        raise InputError(f"{path}: not a readable image ({_what_it_is(head)})") from None
+    except Exception as exc:  # a hostile file may break a decoder in any way
+        raise InputError(f"{path}: not a readable image ({_reason(exc)})") from None
+    with image:
+        if image.format not in INPUT_FORMATS:
+            raise InputError(
+                f"{path}: format {image.format} is not supported (JPEG, PNG, WebP, TIFF)"
+            )
+        _check_pixels(path, *image.size, max_pixels)
+        yield image
+
+
+@contextmanager
+def _decoder_messages(into: list[str]) -> Iterator[None]:
+    """Collect what the decoders warn (Python warnings, tifffile's log) into ``into``
+    instead of standard error, where it would break a front end's one-line errors.
+    Serialised: the warning machinery is process-wide."""
+    logger = tifffile.logger()
+    handler = logging.Handler()
+    handler.emit = lambda record: into.append(record.getMessage())  # type: ignore[method-assign]
+    with _DECODING, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        logger.addHandler(handler)
+        propagate, logger.propagate = logger.propagate, False
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            logger.propagate = propagate
+            into.extend(str(warning.message) for warning in caught)
+    into[:] = list(dict.fromkeys(into))
 
 
 def _to_srgb(image: Image.Image, info: dict[str, Any]) -> Image.Image:
@@ -117,21 +220,69 @@ def _pillow_pixels(image: Image.Image, info: dict[str, Any]) -> np.ndarray:
     return np.asarray(rgba, dtype=np.float32) / 255.0
 
 
-def _tiff16_pixels(path: Path, image: Image.Image, info: dict[str, Any]) -> np.ndarray | None:
-    """Full-precision pixels of a 16-bit TIFF, or None when Pillow's 8 bits are exact."""
-    with tifffile.TiffFile(path) as tif:
-        page = tif.pages[0]
-        if page.dtype != np.uint16 or page.samplesperpixel not in (3, 4):
-            return None
-        array = page.asarray().astype(np.float32) / 65535.0
-    info["bit_depth"] = 16
-    if image.info.get("icc_profile"):
-        info["warnings"].append("ICC profile of a 16-bit TIFF ignored (read as sRGB)")
-    orientation = image.getexif().get(0x0112, 1)
+def _deep_tiff_pixels(path: Path, max_pixels: int, info: dict[str, Any]) -> np.ndarray | None:
+    """Full-precision pixels of a 16-bit or floating-point grey or RGB(A) TIFF (Pillow reads
+    16 bits as 8 and floating-point RGB not at all), upright; None for any other file, and
+    for one tifffile cannot read (damaged, or compressed with LZW or JPEG, which tifffile
+    needs imagecodecs for): Pillow reads that or says what is wrong."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            dtype, photometric = page.dtype, page.photometric
+            scale = None if dtype is None else DEEP_TIFF.get((dtype.kind, dtype.itemsize))
+            readable = photometric in _DEEP_PHOTOMETRIC and page.samplesperpixel <= 4
+            if scale is None or not readable or page.axes not in _DEEP_AXES:
+                return None
+            width, height = page.imagewidth, page.imagelength
+            _check_pixels(path, width, height, max_pixels)
+            array = page.asarray().astype(np.float32) / scale
+            orientation = page.tags.valueof(0x0112, 1)
+            has_icc = 34675 in page.tags
+            axes, bits = page.axes, page.bitspersample
+    except InputError:
+        raise
+    except Exception as exc:  # a hostile file may break a decoder in any way
+        info["warnings"].append(f"tifffile could not read it ({_reason(exc)})")
+        return None
+    info.update(
+        format="TIFF",
+        mode=f"{photometric.name} {dtype}",
+        original_size=[width, height],
+        bit_depth=bits,
+    )
+    if has_icc:
+        info["warnings"].append(f"ICC profile of a {dtype} TIFF ignored (read as sRGB)")
+    pixels = _array_pixels(np.moveaxis(array, 0, -1) if axes == "SYX" else array)
+    info["exif_rotated"] = orientation in _ORIENT
     if orientation in _ORIENT:
-        array = np.ascontiguousarray(_ORIENT[orientation](array))
-        info["exif_rotated"] = True
-    return array
+        pixels = np.ascontiguousarray(_ORIENT[orientation](pixels))
+    return pixels
+
+
+def _file_pixels(path: Path, max_pixels: int, info: dict[str, Any]) -> np.ndarray:
+    """(H, W, 3|4) float32 pixels of the image file ``path``, upright and sRGB."""
+    _check_file(path)
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(HEAD_BYTES)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be opened ({_os_reason(exc)})") from None
+    with _decoder_messages(info["warnings"]):
+        try:
+            is_tiff = head.startswith(MAGIC["TIFF"])
+            pixels = _deep_tiff_pixels(path, max_pixels, info) if is_tiff else None
+            if pixels is None:
+                with _open(path, head, max_pixels) as image:
+                    info.update(
+                        format=image.format, mode=image.mode, original_size=list(image.size)
+                    )
+                    info["exif_rotated"] = image.getexif().get(0x0112, 1) in _ORIENT
+                    pixels = _pillow_pixels(ImageOps.exif_transpose(image), info)
+        except InputError:
+            raise
+        except Exception as exc:  # a hostile file may break a decoder in any way
+            raise InputError(f"{path}: cannot decode ({_reason(exc)})") from None
+    return pixels
 
 
 def load_image(
@@ -145,23 +296,15 @@ def load_image(
 
     ``alpha``: "composite" blends transparent pixels onto ``matte`` (RGB in [0, 1]);
     "keep" also returns the alpha channel so it can be re-applied to the result.
-    Arrays are (H, W, 3|4) uint8/uint16/float in [0, 1]; tensors (3|4, H, W) in [0, 1].
+    Arrays are (H, W[, 1|2|3|4]) uint8/uint16/float in [0, 1] (grey, grey + alpha, RGB,
+    RGBA); tensors (1|3|4, H, W) in [0, 1]. Files: see the module's description.
     """
     if alpha not in ("composite", "keep"):
         raise ValueError(f"alpha must be 'composite' or 'keep', not {alpha!r}")
     info: dict[str, Any] = {"warnings": [], "bit_depth": 8}
     if isinstance(source, str | Path):
-        path = Path(source)
-        name = str(path)
-        image = _open(path, max_pixels)
-        info.update(format=image.format, mode=image.mode, original_size=list(image.size))
-        try:
-            pixels = _tiff16_pixels(path, image, info) if image.format == "TIFF" else None
-            if pixels is None:
-                info["exif_rotated"] = image.getexif().get(0x0112, 1) in _ORIENT
-                pixels = _pillow_pixels(ImageOps.exif_transpose(image), info)
-        except (OSError, ValueError, SyntaxError) as exc:
-            raise InputError(f"{path}: cannot decode ({exc})") from None
+        name = str(source)
+        pixels = _file_pixels(Path(source), max_pixels, info)
     else:
         name = "<array>"
         pixels = _array_pixels(source)
@@ -179,7 +322,8 @@ def load_image(
 
 
 def _array_pixels(source: Image.Image | np.ndarray | torch.Tensor) -> np.ndarray:
-    """(H, W, 3|4) float32 in [0, 1] from an in-memory image."""
+    """(H, W, 3|4) float32 in [0, 1] from an in-memory image (grey, grey + alpha, RGB or
+    RGBA)."""
     if isinstance(source, Image.Image):
         return _pillow_pixels(source, {"warnings": []})
     if isinstance(source, torch.Tensor):
@@ -194,18 +338,23 @@ def _array_pixels(source: Image.Image | np.ndarray | torch.Tensor) -> np.ndarray
             array = array.astype(np.float32) / 65535.0
     if array.ndim == 2:
         array = array[..., None]
-    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+    if array.ndim != 3 or array.shape[2] not in (1, 2, 3, 4):
         raise InputError(f"<array>: expected an image array, got shape {array.shape}")
-    if array.shape[2] == 1:
-        array = np.repeat(array, 3, axis=2)
+    if array.shape[2] <= 2:  # grey, grey + alpha
+        array = np.concatenate([np.repeat(array[..., :1], 3, axis=2), array[..., 1:]], axis=2)
     return array.astype(np.float32)
+
+
+def long_side_shape(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """(height, width) of an image resized to ``long_side`` on its long side, aspect kept."""
+    scale = long_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def resize_long_side(image: torch.Tensor, long_side: int) -> torch.Tensor:
     """Resize (..., C, H, W) so that max(H, W) == long_side (antialiased bicubic, clamped)."""
     h, w = image.shape[-2:]
-    scale = long_side / max(h, w)
-    size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    size = long_side_shape(h, w, long_side)
     if size == (h, w):
         return image
     batch = image if image.dim() == 4 else image[None]
@@ -214,14 +363,57 @@ def resize_long_side(image: torch.Tensor, long_side: int) -> torch.Tensor:
     return out if image.dim() == 4 else out[0]
 
 
-def check_output_path(path: str | Path) -> Path:
-    """Validate an output path before any work is done; returns it as a Path."""
+def check_fits(image: LoadedImage, long_side: int) -> None:
+    """Refuse (InputError naming it) an image whose short side falls under
+    :data:`MIN_SIDE` once it is resized to ``long_side`` on its long side."""
+    width, height = image.size
+    short = min(long_side_shape(height, width, long_side))
+    if short < MIN_SIDE:
+        raise InputError(
+            f"{image.name}: {width}x{height} is too narrow: at {long_side} px on its long side "
+            f"its short side is {short} px, and the networks need at least {MIN_SIDE} px (crop "
+            "it, or choose a larger size)"
+        )
+
+
+def check_output_path(
+    path: str | Path, inputs: Iterable[str | Path] = (), beside: Iterable[str | Path] = ()
+) -> Path:
+    """Validate an output path before any work is done; returns it as a Path.
+
+    Refused: an unknown suffix, a missing folder, a folder, a name the file system cannot
+    hold (nor that of the record beside it, or of ``beside``: other files written next to
+    it) and any of ``inputs``: a result never replaces what it is made from.
+    """
     out = Path(path)
     if out.suffix.lower() not in OUTPUT_SUFFIXES:
         raise InputError(f"{out}: output must end in one of {', '.join(sorted(OUTPUT_SUFFIXES))}")
-    if out.parent != Path() and not out.parent.is_dir():
-        raise InputError(f"{out}: folder {out.parent} does not exist")
+    try:
+        if not out.parent.is_dir():
+            raise InputError(f"{out}: folder {out.parent} does not exist")
+        if out.is_dir():
+            raise InputError(f"{out}: a folder, not a file name")
+        limit = os.pathconf(out.parent, "PC_NAME_MAX")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{out}: cannot be written ({_os_reason(exc)})") from None
+    names = [len(os.fsencode(Path(p).name)) for p in (out, record_path(out), *beside)]
+    if max(names) > limit:
+        raise InputError(
+            f"{out}: name too long ({names[0]} bytes; this folder takes {limit}, "
+            f"{max(names) - names[0]} fewer for the files written beside it)"
+        )
+    for source in inputs:
+        if _same_file(out, source):
+            raise InputError(f"{out}: is also an input ({source}); write the result elsewhere")
     return out
+
+
+def _same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` name one existing file."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
 
 
 def save_image(rgb: torch.Tensor, path: str | Path, alpha: torch.Tensor | None = None) -> Path:

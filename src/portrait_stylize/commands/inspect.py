@@ -80,7 +80,7 @@ def _overlay(
 
 
 def run(args: argparse.Namespace) -> int:
-    output = check_output_path(args.output) if args.output else None
+    output = check_output_path(args.output, [args.image]) if args.output else None
     image = load_image(args.image).rgb
     device = torch.device(args.device)
     with torch.no_grad():

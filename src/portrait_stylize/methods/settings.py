@@ -13,18 +13,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
+import re
 import types
 import typing
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import torch
+
 from .. import masks
 from ..engine import OPTIMIZERS, bf16_is_fast
-from ..errors import SettingsError
+from ..errors import SettingsError, printable
 from ..face_losses import FACE_LOSSES, FACE_MODELS
 from ..faces import DETECTORS
 from ..features import BACKBONES, CALIBRATIONS, DEFAULT_BACKBONE
+from ..images import MIN_SIDE
 from ..losses import CONVENTIONS, MASKED_GRAM_NORMS, STYLE_LAYERS
 from ..nets.vgg import layer_names
 from .base import METHODS
@@ -45,6 +50,14 @@ PRECISIONS = ("auto", "fp32", "bf16")
 PAPER_EXACT: dict[str, Any] = {"precision": "fp32", "converge_tol": 0.0}
 """What ``paper_exact`` sets over every method's speed defaults (the papers' iteration
 counts are the defaults already)."""
+MAX_SIZE = 16384
+"""The longest side a result or a style image may have: at 16384 px VGG-19's first layer
+alone holds 64 x 16384² floats (69 GB)."""
+FLOAT32_MAX = torch.finfo(torch.float32).max
+"""The largest number the engine computes with; a setting beyond it is infinite there."""
+DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
+"""The devices a run may name; PyTorch must also read the name back unchanged (it wraps
+cuda:128 round to cuda:-128)."""
 
 
 @dataclass(frozen=True)
@@ -87,14 +100,15 @@ class Spec:
 
     def check(self, name: str, value: Any) -> None:
         """Raise SettingsError naming ``name`` when ``value`` (or an item of a tuple) is not
-        a choice, not finite, or out of bounds."""
+        a choice, not finite (in float32), or out of bounds."""
         for item in value if isinstance(value, tuple) else (value,):
             if item is None or isinstance(item, bool):
                 continue
             if self.choices and item not in self.choices:
                 raise SettingsError(f"{name} must be one of {', '.join(self.choices)}", name)
-            if isinstance(item, float) and not math.isfinite(item):
-                raise SettingsError(f"{name} must be a finite number, not {item}", name)
+            if isinstance(item, float) and not abs(item) <= FLOAT32_MAX:
+                limit = f" within float32's ±{FLOAT32_MAX:.2g}" if math.isfinite(item) else ""
+                raise SettingsError(f"{name} must be a finite number{limit}, not {item}", name)
             if isinstance(item, int | float) and not self.within(item):
                 raise SettingsError(f"{name} must be {self.range_text()}, not {item}", name)
 
@@ -118,14 +132,19 @@ class Settings:
 
     method: str = setting("gatys", "method preset", "method", choices=METHODS)
     size: int = setting(
-        512, "long side of the result in pixels (the last scale's)", "method", low=16
+        512,
+        "long side of the result in pixels (the last scale's)",
+        "method",
+        low=MIN_SIDE,
+        high=MAX_SIZE,
     )
     min_size: int | None = setting(
         None,
         "multi-scale: long side of the first scale, scales growing by √2 up to size "
         "(unset: one scale)",
         "schedule",
-        low=16,
+        low=MIN_SIDE,
+        high=MAX_SIZE,
     )
     initial_iterations: int | None = setting(
         None, "multi-scale: steps at the first scale (unset: iterations)", "schedule", low=0
@@ -348,9 +367,23 @@ class Settings:
 
     def validate(self) -> None:
         """Raise SettingsError naming the first setting out of range: each setting's own
-        choices and bounds (:class:`Spec`), then the rules between settings."""
+        type, choices and bounds (:class:`Spec`), then the rules between settings."""
         for name, spec in SPECS.items():
-            spec.check(name, getattr(self, name))
+            value, kind = getattr(self, name), KINDS[name]
+            if not kind.accepts(value):
+                raise SettingsError(f"{name} must be {kind.describe()}, not {value!r}", name)
+            spec.check(name, value)
+        if not self.style_layers:
+            raise SettingsError("style_layers needs at least one layer", "style_layers")
+        if self.style_blend_weights and not sum(self.style_blend_weights) > 0:
+            raise SettingsError("style_blend_weights needs a weight above 0", "style_blend_weights")
+        style_side = round(self.size * self.style_scale)
+        if style_side > MAX_SIZE:
+            raise SettingsError(
+                f"style_scale {self.style_scale} makes the style images {style_side} px on "
+                f"their long side, over {MAX_SIZE}",
+                "style_scale",
+            )
         if self.style_layer_weights is not None and len(self.style_layer_weights) != len(
             self.style_layers
         ):
@@ -362,11 +395,11 @@ class Settings:
             unknown = [layer for layer in getattr(self, name) if layer not in known]
             if unknown:
                 raise SettingsError(
-                    f"{name}: {', '.join(unknown)} not in {self.backbone} (layers: "
+                    f"{name}: {', '.join(map(printable, unknown))} not in {self.backbone} (layers: "
                     f"{', '.join(n for n in known if n.startswith('relu'))})",
                     name,
                 )
-        if not (self.device == "cpu" or self.device.startswith("cuda")):
+        if not (DEVICE.fullmatch(self.device) and _torch_reads(self.device)):
             raise SettingsError(
                 f"device must be 'cpu' or 'cuda[:N]', not {self.device!r}", "device"
             )
@@ -374,6 +407,14 @@ class Settings:
         if self.paper_exact and any(getattr(self, k) != v for k, v in exact.items()):
             raise SettingsError(f"paper_exact needs {exact}", "paper_exact")
         masks.parse_background(self.background)
+
+
+def _torch_reads(device: str) -> bool:
+    """Whether PyTorch reads ``device`` as that device."""
+    try:
+        return str(torch.device(device)) == device
+    except RuntimeError:
+        return False
 
 
 SPECS: dict[str, Spec] = {f.name: f.metadata["spec"] for f in dataclasses.fields(Settings)}
@@ -407,28 +448,37 @@ class Kind:
         return f"a list of {name}s" if self.many else f"{'an' if name == 'integer' else 'a'} {name}"
 
     def accepts(self, value: Any) -> bool:
-        """Whether JSON ``value`` has this type (a bool is no number, a number no bool)."""
+        """Whether ``value`` has this type: a JSON value, or a Python one (a tuple for a
+        list, numpy numbers); a bool is no number, a number no bool."""
         if value is None:
             return self.optional
         if self.many:
-            return isinstance(value, list) and all(self._item(item) for item in value)
+            return isinstance(value, list | tuple) and all(self._item(item) for item in value)
         return self._item(value)
 
     def normalise(self, value: Any) -> Any:
-        """``value`` (not None) as this kind: a sequence as a tuple, an integer as a float
-        for a number."""
+        """``value`` as this kind when it is one: a sequence as a tuple, each number a
+        Python number of the base type (an integer a float for a number, infinite beyond
+        floats); anything else unchanged, for :meth:`Settings.validate` to refuse."""
+        if value is None or not self.accepts(value):
+            return value
         if self.many:
-            return tuple(self._number(item) for item in value)
-        return self._number(value)
+            return tuple(self._plain(item) for item in value)
+        return self._plain(value)
 
-    def _number(self, value: Any) -> Any:
-        return float(value) if self.base is float and type(value) is int else value
+    def _plain(self, item: Any) -> Any:
+        try:
+            return self.base(item)
+        except OverflowError:  # an integer beyond any float
+            return math.inf if item > 0 else -math.inf
 
     def _item(self, value: Any) -> bool:
         if isinstance(value, bool) or self.base is bool:
             return isinstance(value, bool) and self.base is bool
         if self.base is float:
-            return isinstance(value, int | float)
+            return isinstance(value, numbers.Real)
+        if self.base is int:
+            return isinstance(value, numbers.Integral)
         return isinstance(value, self.base)
 
 
@@ -454,14 +504,13 @@ def resolve_settings(method: str, overrides: Mapping[str, Any] | None = None) ->
     unknown = sorted(set(given) - set(SPECS))
     if unknown:
         raise SettingsError(
-            f"unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(SPECS))}",
+            f"unknown setting(s) {', '.join(map(printable, unknown))}; valid: "
+            f"{', '.join(sorted(SPECS))}",
             unknown[0],
         )
     exact = paper_exact_settings(method) if given.get("paper_exact") else {}
     values: dict[str, Any] = {**METHODS[method].defaults, **exact, **given, "method": method}
-    settings = Settings(
-        **{name: None if v is None else KINDS[name].normalise(v) for name, v in values.items()}
-    )
+    settings = Settings(**{name: KINDS[name].normalise(v) for name, v in values.items()})
     settings.validate()
     return settings
 
@@ -482,7 +531,7 @@ def parse_settings(method: str, values: Mapping[str, Any]) -> Settings:
     for name, value in values.items():
         spec = SPECS.get(name)
         if spec is None:
-            raise SettingsError(f"{name}: unknown setting", str(name))
+            raise SettingsError(f"{printable(str(name))}: unknown setting", str(name))
         if spec.worker:
             raise SettingsError(f"{name} is the worker's to choose, not a job's", name)
         if spec.names_file(value):

@@ -8,6 +8,7 @@ tried and what the user can do.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import importlib
 import os
@@ -211,32 +212,69 @@ def _install(spec: WeightSpec, produce: Callable[[Path], object], what: str) -> 
     return spec.cached_path
 
 
+CACHE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+"""Errors of a cache that cannot be written: trying another source would not help."""
+
+
+def _cache_problem(spec: WeightSpec) -> str | None:
+    """What is wrong with the cached file of ``spec``: None when it is good, "" when it is
+    absent, else which file and why (its checksum against the declared one)."""
+    path = spec.cached_path
+    if not path.is_file():
+        return ""
+    algorithm, expected = spec.checksum
+    try:
+        found = file_digest(path, algorithm)
+    except OSError as exc:
+        return f"the cached {path} cannot be read ({exc.strerror or exc})"
+    if found == expected:
+        return None
+    return f"the cached {path} is corrupt ({algorithm} {found}, expected {expected})"
+
+
+def _unwritable_cache(exc: OSError) -> bool:
+    """Whether ``exc`` is a write into the cache failing (read-only, full, no permission)."""
+    if exc.errno not in CACHE_ERRNOS:
+        return False
+    return exc.filename is None or cache_root().absolute() in Path(exc.filename).absolute().parents
+
+
 def weight_path(name: str, local_file: str | Path | None = None) -> Path:
     """Return the verified local path of weights ``name``, fetching them if needed.
 
-    A cached file whose sha256 does not match (partial download, corruption) is
-    removed and fetched again. ``local_file`` is a copy the user already has.
+    A cached file whose checksum does not match (partial download, corruption, another
+    file under its name) is never returned: a verified copy replaces it atomically, or
+    the WeightsError names it with both checksums. ``local_file`` is a copy the user
+    already has. A cache that cannot be written is a WeightsError naming the folder.
     """
     spec = get_spec(name)
-    path = spec.cached_path
-    if path.is_file():
-        if spec.matches(path):
-            return path
-        path.unlink()
+    problem = _cache_problem(spec)
+    if problem is None:
+        return spec.cached_path
     if local_file is not None:
         local = Path(local_file)
         if not local.is_file():
             raise WeightsError(f"{spec.name}: local file {local} does not exist")
-        return _install(spec, lambda tmp: shutil.copyfile(local, tmp), f"local file {local}")
-    attempts: list[str] = []
-    for source in spec.sources:
+        sources = [(f"local file {local}", lambda tmp: shutil.copyfile(local, tmp))]
+    else:
+        sources = [(source.describe(), source.fetch) for source in spec.sources]
+    stale = f"{problem}; " if problem else ""
+    failures: list[str] = []
+    for what, produce in sources:
         try:
-            return _install(spec, source.fetch, source.describe())
+            return _install(spec, produce, what)
         except Exception as exc:
-            attempts.append(f"{source.describe()}: {type(exc).__name__}: {exc}")
-    tried = "\n  - ".join(attempts) or "no sources declared"
+            if isinstance(exc, OSError) and _unwritable_cache(exc):
+                folder = Path(exc.filename).parent if exc.filename else spec.cached_path.parent
+                raise WeightsError(
+                    f"{stale}cannot write weights {spec.name!r} into the cache {folder} "
+                    f"({exc.strerror}). To fix: free space or make it writable, or set "
+                    f"{HOME_ENV} to a writable folder"
+                ) from None
+            failures.append(f"{what}: {type(exc).__name__}: {exc}")
+    tried = "; ".join(failures) or "no sources declared"
     raise WeightsError(
-        f"could not obtain weights {spec.name!r}. Tried:\n  - {tried}\nTo fix: {spec.help_text()}."
+        f"{stale}could not obtain weights {spec.name!r}: tried {tried}. To fix: {spec.help_text()}."
     )
 
 
