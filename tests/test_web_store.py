@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from portrait_stylize.errors import SettingsError
+from portrait_stylize.jobdb import StoreBusy
 from portrait_stylize.web import store as store_module
 from portrait_stylize.web.settings import Limits, form_schema, parse_job_settings
-from portrait_stylize.web.store import JobStore, StoreBusy, file_sha256, job_id
+from portrait_stylize.web.store import JobStore, file_sha256, job_id
 from portrait_stylize.web.uploads import sniff
 
 

@@ -11,12 +11,10 @@ import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
 from ..jobdb import connect, create
 from .jobs import BatchJob
 
@@ -74,27 +72,14 @@ class BatchStore:
         outdir.mkdir(parents=True, exist_ok=True)
         self.path = outdir / "batch.sqlite"
         self.timeout = timeout
-        with self._unlocked():
-            create(self.path, SCHEMA)
+        create(self.path, SCHEMA)
 
-    @contextlib.contextmanager
-    def _unlocked(self) -> Iterator[None]:
-        """Turn SQLite's "database is locked" (another process held it longer than the
-        timeout) into an InputError naming the file."""
-        try:
-            yield
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc):
-                raise
-            raise InputError(
-                f"{self.path}: locked by another process for over {self.timeout:g} s"
-            ) from exc
-
-    @contextlib.contextmanager
-    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
-        """A connection for reads, or for one write transaction."""
-        with self._unlocked(), connect(self.path, write, self.timeout) as conn:
-            yield conn
+    def _connect(
+        self, write: bool = False
+    ) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """A connection for reads, or for one write transaction (StoreBusy, an InputError
+        naming the file, when another process holds the lock past ``timeout``)."""
+        return connect(self.path, write, self.timeout)
 
     def plan(self, job: BatchJob, key: str | None, status: str, error: str | None = None) -> None:
         """Set ``job``'s row for this run: ``queued`` (attempts from zero), ``done`` (its

@@ -32,10 +32,11 @@ from starlette.exceptions import HTTPException
 from .. import __version__
 from ..errors import PortraitStylizeError, SettingsError, outcome
 from ..images import LoadedImage
+from ..jobdb import StoreBusy
 from ..methods import job_settings
 from .quicklook import bounded, inspect_photo, instant_preview
 from .settings import Limits, form_schema, parse_job_settings
-from .store import ACTIVE, FINISHED, Job, JobStore, StoreBusy, job_id
+from .store import ACTIVE, FINISHED, Job, JobStore, busy_message, job_id
 from .uploads import UploadRejected, check_image, save_upload, sniff
 
 log = logging.getLogger("portrait_stylize.web")
@@ -164,8 +165,9 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.exception_handler(StoreBusy)
     async def busy(request: Request, exc: StoreBusy) -> Response:
-        log.warning("%s %s: %s", request.method, request.url.path, exc)
-        response = _error(503, str(exc))
+        message = busy_message(exc)
+        log.warning("%s %s: %s", request.method, request.url.path, message)
+        response = _error(503, message)
         response.headers["Retry-After"] = str(BUSY_RETRY_AFTER_S)
         return response
 

@@ -13,9 +13,10 @@ progress report; a job whose lease expired (its worker died) is claimable again,
 after ``max_attempts`` claims it fails with the reason. Every write is one ``BEGIN
 IMMEDIATE`` transaction, so claims from several processes never take one job twice.
 
-A store call waits up to :data:`WAIT_S` for a database another process keeps locked, then
-raises :class:`StoreBusy`. A process killed between moving files into ``files/`` and
-committing leaves files no job refers to; :meth:`JobStore.sweep` removes them.
+A store call waits up to :data:`WAIT_S` for a database another process keeps locked,
+then raises :class:`~portrait_stylize.jobdb.StoreBusy`. A process killed between moving
+files into ``files/`` and committing leaves files no job refers to; :meth:`JobStore.sweep`
+removes them.
 """
 
 from __future__ import annotations
@@ -29,12 +30,11 @@ import socket
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..jobdb import connect, create
+from ..jobdb import StoreBusy, connect, create
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
@@ -74,8 +74,9 @@ CREATE INDEX IF NOT EXISTS events_by_job ON events (job, seq);
 """
 
 
-class StoreBusy(Exception):
-    """The job database stayed locked by another process for :data:`WAIT_S`."""
+def busy_message(exc: StoreBusy) -> str:
+    """What the web app says (in replies and logs) of a locked job database: no path."""
+    return f"the job database is locked by another process (waited {exc.timeout:g} s); try again"
 
 
 def job_id(content: str, styles: list[str], settings: dict[str, Any]) -> str:
@@ -168,19 +169,12 @@ class JobStore:
         self.database = self.root / "jobs.sqlite3"
         create(self.database, SCHEMA)
 
-    @contextlib.contextmanager
-    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+    def _connect(
+        self, write: bool = False
+    ) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """A connection for one read, or for one write transaction; StoreBusy when
         another process keeps the database locked for :data:`WAIT_S`."""
-        try:
-            with connect(self.database, write, WAIT_S) as conn:
-                yield conn
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                raise
-            raise StoreBusy(
-                f"the job database is locked by another process (waited {WAIT_S:g} s); try again"
-            ) from exc
+        return connect(self.database, write, WAIT_S)
 
     # files
 

@@ -34,8 +34,9 @@ from ..api import StylizeResult, save_result, stylize
 from ..engine import CancelToken, Event, FacesFound, StageStarted, Step, StopReason, WeightsLoading
 from ..errors import PortraitStylizeError
 from ..images import record_path, save_image
+from ..jobdb import StoreBusy
 from ..methods import resolve_settings, scale_schedule
-from .store import Job, JobStore, StoreBusy, new_owner
+from .store import Job, JobStore, busy_message, new_owner
 
 log = logging.getLogger("portrait_stylize.web")
 
@@ -106,7 +107,7 @@ class Reporter:
                 self.job.id, self.worker.owner, config.lease_s, fields, event
             )
         except StoreBusy as exc:  # the next report renews the lease
-            log.warning("job %s: progress report skipped: %s", self.job.id, exc)
+            log.warning("job %s: progress report skipped: %s", self.job.id, busy_message(exc))
             return
         if not kept:
             self.lost = True
@@ -185,7 +186,7 @@ class Worker:
             try:
                 return call()
             except StoreBusy as exc:
-                log.warning("worker %s: %s", self.owner, exc)
+                log.warning("worker %s: %s", self.owner, busy_message(exc))
                 if self.stopping.wait(BUSY_RETRY_S):
                     return None
 
