@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -71,6 +72,13 @@ def background_mask(person: Tensor, threshold: float = 0.5, feather: float = 0.0
         return mask
     kernel = min(2 * math.ceil(3 * feather) + 1, 2 * min(mask.shape[-2:]) - 1)
     return gaussian_blur(mask, [kernel, kernel], [feather, feather])
+
+
+def tint(rgb: Tensor, mask: Tensor, colour: Sequence[float], alpha: float = 0.45) -> Tensor:
+    """How the tool shows a person mask: ``rgb`` (3, H, W) blended towards ``colour`` (RGB
+    in [0, 1]) by ``alpha`` where ``mask`` ((1,) H, W; 1 = person) is 1."""
+    weight = alpha * mask.reshape(1, *mask.shape[-2:]).to(rgb.dtype)
+    return rgb * (1 - weight) + torch.tensor(colour, dtype=rgb.dtype).view(3, 1, 1) * weight
 
 
 def load_mask_file(path: str | Path, size: tuple[int, int]) -> Tensor:

@@ -24,11 +24,11 @@ from ..faces import (
     square_boxes,
 )
 from ..images import check_output_path, load_image, save_image
-from ..masks import person_mask
+from ..masks import person_mask, tint
 
 MESH_PADDING = 0.25  # FaceMesh expects the face box enlarged 1.5x
 MESH_SIZE = 192
-TINT = np.array([0.0, 0.9, 0.4], dtype=np.float32)  # person overlay colour
+TINT = (0.0, 0.9, 0.4)  # person overlay colour
 BOX_COLOUR = (255, 60, 60)
 LANDMARK_COLOUR = (255, 230, 0)
 MESH_COLOUR = (0, 200, 255)
@@ -59,9 +59,7 @@ def _overlay(
     image: torch.Tensor, person: torch.Tensor, faces: Faces, mesh: torch.Tensor
 ) -> Image.Image:
     """The image (3,H,W) with the person mask (H,W) tinted and the faces drawn on it."""
-    rgb = image.permute(1, 2, 0).numpy()
-    alpha = 0.45 * person.numpy()[..., None]
-    tinted = rgb * (1 - alpha) + TINT * alpha
+    tinted = tint(image, person, TINT).permute(1, 2, 0).numpy()
     canvas = Image.fromarray(np.round(tinted * 255).astype(np.uint8))
     draw = ImageDraw.Draw(canvas)
     width = max(1, round(max(canvas.size) / 400))

@@ -24,6 +24,7 @@ from PIL import Image, ImageDraw
 from ..api import stylize
 from ..faces import detect_faces, filter_small
 from ..images import LoadedImage, resize_long_side
+from ..masks import tint
 from ..methods import Settings, background_of
 
 DEVICE = "cpu"
@@ -34,9 +35,8 @@ OVERLAY_SIZE = 512
 """Long side (px) of the overlay image, at most the photograph's."""
 INSTANT_SIZE = 256
 """Long side (px) of the instant preview."""
-TINT = torch.tensor([0.0, 0.85, 1.0]).view(3, 1, 1)
-"""The colour the person is tinted with (RGB in [0, 1]), by :data:`TINT_ALPHA`."""
-TINT_ALPHA = 0.45
+TINT = (0.0, 0.85, 1.0)
+"""The colour the person is tinted with (RGB in [0, 1])."""
 FACE_COLOUR = (255, 214, 0)
 SMALL_FACE_COLOUR = (255, 255, 255)
 """Faces under ``min_face_fraction``: found, but left out by the method."""
@@ -107,8 +107,7 @@ def _overlay(
     small = resize_long_side(work, min(OVERLAY_SIZE, max(work.shape[-2:])))
     scale = small.shape[-1] / work.shape[-1]
     mask = F.interpolate(person[None], size=small.shape[-2:], mode="bilinear")[0]
-    tinted = small * (1 - TINT_ALPHA * mask) + TINT * TINT_ALPHA * mask
-    image = _pil(tinted)
+    image = _pil(tint(small, mask, TINT))
     draw = ImageDraw.Draw(image)
     line = max(2, round(max(image.size) / 170))
     for box, keep in zip(boxes.tolist(), used.tolist(), strict=True):
