@@ -12,6 +12,7 @@ evaluator), wall time. Writes the tables and figures to ``docs/identity.md`` and
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -29,6 +30,8 @@ from portrait_stylize.images import (
     record_path,
     resize_long_side,
 )
+from portrait_stylize.methods import resolve_settings
+from portrait_stylize.methods.settings import job_settings
 from portrait_stylize.metrics import evaluate, style_evaluator
 
 PAIRS = ("astronaut:starry_night@0,0.6,0.8,0.9,1", "group_six_faces:the_scream@0.9")
@@ -36,9 +39,9 @@ PAIRS = ("astronaut:starry_night@0,0.6,0.8,0.9,1", "group_six_faces:the_scream@0
 VALUES = (0.0, 0.6, 0.8, 0.9, 1.0)
 BASELINES: dict[str, tuple[str, dict[str, Any]]] = {
     "paper (activations, 0.015)": ("portrait-stylization", {"paper_exact": True}),
-    "identity 0.9 + face style 1": (
+    "previous default (identity 0.9 alone)": (
         "portrait-stylization",
-        {"identity": 0.9, "face_style_weight": 1.0},
+        {"face_weight": 0.05, "face_style_weight": 0.0, "face_views": 1, "face_jitter": 0.0},
     ),
     "instant (feed-forward)": ("instant", {}),
 }
@@ -46,6 +49,13 @@ TILE = 100
 """Side of a figure tile: rows of five make a 500 px wide sheet."""
 BEGIN, END = "<!-- eval/identity.py: begin -->", "<!-- eval/identity.py: end -->"
 TITLE = "# The identity knob: painted faces that stay the person\n\n"
+
+
+def defaults_key() -> str:
+    """A short hash of portrait-stylization's defaults: runs made under other defaults
+    (whose knob rows meant something else) are not reused."""
+    defaults = job_settings(resolve_settings("portrait-stylization"))
+    return hashlib.sha256(json.dumps(defaults, sort_keys=True).encode()).hexdigest()[:8]
 
 
 def variants(values: list[float]) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -153,7 +163,7 @@ def main() -> int:
     args = parser.parse_args()
     if not shared_data_ready():
         return 1
-    runs = args.runs / f"{args.size}px-{args.initial}-{args.iterations}it"
+    runs = args.runs / f"{args.size}px-{args.initial}-{args.iterations}it-{defaults_key()}"
     runs.mkdir(parents=True, exist_ok=True)
     extractor = style_evaluator()
     scores: dict[str, dict[str, dict[str, Any]]] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 
@@ -296,3 +297,37 @@ def test_progress_bar_moves_to_the_next_stage_when_a_stage_ends_early() -> None:
     bar(step(1, 1))  # stage 0 converged after 3 of its 10 steps
     assert bar.bar.n == 11 and bar.bar.total == 15
     bar.close()
+
+
+class Noisy(Quadratic):
+    """Quadratic plus noise drawn per step from ``at_step``: records the steps it was told."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.steps: list[int] = []
+        self.generator = torch.Generator()
+
+    def at_step(self, step: int) -> None:
+        self.steps.append(step)
+        self.generator.manual_seed(step)
+
+    def forward(self, features, image):
+        noise = torch.rand(image.shape, generator=self.generator)
+        return super().forward(features, image) + (image * noise).sum()
+
+
+def test_terms_drawing_per_step_are_told_the_step_and_a_resumed_stage_repeats_them(
+    tiny_extractor,
+) -> None:
+    term = Noisy()
+    objective = Objective(tiny_extractor, [term])
+    start = torch.full((1, 3, 8, 8), 0.8)
+    run = dict(iterations=6, optimizer="adam", lr=0.05, ema_decay=0.9)
+    saved = []  # copies: a state shares its tensors with the running stage
+    save = lambda state: saved.append(copy.deepcopy(state))  # noqa: E731
+    full = optimise(start, objective, checkpoint=save, checkpoint_every=3, **run)
+    assert term.steps == [1, 2, 3, 4, 5, 6]
+    term.steps.clear()
+    resumed = optimise(start, objective, resume=saved[0], **run)
+    assert term.steps == [4, 5, 6]
+    torch.testing.assert_close(resumed.image, full.image, atol=0, rtol=0)

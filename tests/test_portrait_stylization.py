@@ -15,6 +15,7 @@ from portrait_stylize import face_losses, stylize
 from portrait_stylize.cli import build_parser, main
 from portrait_stylize.color import luminance_only, rgb_to_yiq, with_content_chroma, yiq_to_rgb
 from portrait_stylize.face_losses import (
+    BoxJitter,
     FaceIDTerm,
     MeshTerm,
     content_faces,
@@ -247,22 +248,78 @@ def test_embedding_hinge_pulls_only_below_the_identity_target() -> None:
         FaceIDTerm(boxes, content, 1.0, loss="pixels")
 
 
+def test_box_jitter_draws_bounded_views_that_depend_on_the_step_alone() -> None:
+    boxes = torch.tensor([[10.0, 20.0, 50.0, 60.0], [0.0, 0.0, 20.0, 20.0]])
+    assert torch.equal(BoxJitter(0.0, 3)(boxes, views=2), boxes.repeat(2, 1))
+    jitter = BoxJitter(0.2, 3)
+    jitter.at_step(7)
+    first = jitter(boxes, views=5)
+    jitter.at_step(8)
+    other = jitter(boxes, views=5)
+    jitter.at_step(7)
+    assert torch.equal(jitter(boxes, views=5), first) and not torch.equal(first, other)
+    assert first.shape == (10, 4)
+    side = (boxes[:, 2:] - boxes[:, :2]).repeat(5, 1)
+    centre = (boxes[:, :2] + boxes[:, 2:]).repeat(5, 1) / 2
+    moved = (first[:, :2] + first[:, 2:]) / 2 - centre
+    assert float((moved.abs() / side).max()) <= 0.2
+    scale = (first[:, 2:] - first[:, :2]) / side
+    assert (
+        float((scale - 1).abs().max()) <= 0.1
+        and float((scale[:, 0] - scale[:, 1]).abs().max()) < 1e-5
+    )
+    assert float(moved.abs().min()) < float(moved.abs().max())  # not one fixed offset
+
+
+def test_face_views_average_the_cosines_of_jittered_mirrored_crops() -> None:
+    generator = torch.Generator().manual_seed(2)
+    content = torch.rand(1, 3, 96, 128, generator=generator)
+    boxes = torch.tensor([[20.0, 10.0, 80.0, 70.0], [60.0, 20.0, 120.0, 80.0]])
+    image = (content + 0.2 * torch.randn(content.shape, generator=generator)).clamp(0, 1)
+    fixed = FaceIDTerm(boxes, content, 1.0, loss="embedding")
+    still = FaceIDTerm(boxes, content, 1.0, loss="embedding", jitter=BoxJitter(0.0, 0), views=2)
+    # view 0 is the crop itself, view 1 its mirror image: the mean of the two cosines
+    mirrored = F.normalize(fixed.network_features(crops_of(image, boxes).flip(-1))["embedding"])
+    mirror_cos = (mirrored * F.normalize(fixed.targets["embedding"])).sum(1)
+    expected = (fixed.cosines(image) + mirror_cos) / 2
+    assert torch.allclose(still.cosines(image), expected, atol=1e-5)
+    moving = FaceIDTerm(boxes, content, 1.0, loss="embedding", jitter=BoxJitter(0.15, 0), views=4)
+    moving.jitter.at_step(1)
+    first = moving.cosines(image)
+    moving.jitter.at_step(2)
+    assert first.shape == (2,) and not torch.allclose(first, moving.cosines(image))
+    # the paper's activations loss reads each face once, whatever the views
+    paper = FaceIDTerm(boxes, content, 1.0, jitter=BoxJitter(0.15, 0), views=4)
+    assert paper.jitter is None and paper.views == 1
+
+
+def crops_of(image: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+    """FaceNet-sized crops (N, 3, 160, 160) of boxes (N, 4) from image (1, 3, H, W)."""
+    return face_losses.crop_faces(image, boxes, face_losses.FACENET_SIZE)
+
+
 def test_paper_exact_restores_the_papers_face_loss() -> None:
     default = resolve_settings("portrait-stylization")
     assert (default.face_loss, default.identity) == ("embedding", 0.9)
     exact = resolve_settings("portrait-stylization", {"paper_exact": True})
     assert (exact.face_loss, exact.face_weight) == ("activations", 0.015)
+    assert (exact.face_views, exact.face_jitter, exact.face_style_weight) == (1, 0.0, 0.0)
     with pytest.raises(ValueError, match="identity"):
         resolve_settings("portrait-stylization", {"identity": 1.5})
 
 
 def test_face_style_term_paints_only_inside_the_faces_at_their_scale(tmp_path) -> None:
     boxes = torch.tensor([[0.25, 0.2, 0.55, 0.6]])  # normalised, 0.3 x 0.4 of a 64 x 48 image
-    crops = FaceCrops(boxes * torch.tensor([64.0, 48.0, 64.0, 48.0]))
+    crops = FaceCrops(boxes * torch.tensor([64.0, 48.0, 64.0, 48.0]), BoxJitter(0.0, 0))
     assert crops.side == 32  # the faces' own size, at least MIN_CROP
     settings = resolve_settings(
         "portrait-stylization",
-        {"face_weight": 0.0, "face_style_weight": 2.0, "backbone": "vgg16-hed"},
+        {
+            "face_weight": 0.0,
+            "face_style_weight": 2.0,
+            "backbone": "vgg16-hed",
+            "face_jitter": 0.0,
+        },
     )
     content = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(4))
     extractor = build_extractor("vgg16-hed", calibration="layer-mean")
@@ -275,3 +332,13 @@ def test_face_style_term_paints_only_inside_the_faces_at_their_scale(tmp_path) -
     grad = grad[0].abs().sum(0)
     assert float(grad[12:26, 18:32].min()) > 0  # inside the face box
     assert float(grad[:, 40:].max()) == 0 and float(grad[34:].max()) == 0
+    # jittered, the box moves from step to step, so its edge is no fixed seam
+    moving = FaceCrops(crops.boxes, BoxJitter(0.15, 0))
+    edges = []
+    for step in range(6):
+        moving.jitter.at_step(step)
+        view = moving(image)
+        (grad,) = torch.autograd.grad(face_style(extractor(view, face_style.layers), image), image)
+        support = grad[0].abs().sum(0) > 0
+        edges.append((int(support.any(0).nonzero().min()), int(support.any(0).nonzero().max())))
+    assert len(set(edges)) > 1, edges

@@ -266,6 +266,7 @@ def optimise(
 
     def closure() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
+        objective.at_step(done)
         loss, terms = objective(pixels / pixel_scale)
         loss.backward()
         evaluated["loss"], evaluated["terms"] = float(loss.detach()), terms

@@ -11,6 +11,12 @@ FaceID, two forms (``face_loss``):
   while a face is less like the person than ``identity`` and lets go once it is, leaving
   the face's texture to the style loss; every face counts the same, large or small.
 
+Robustness (``face_jitter``, ``face_views``): at every step the embedding hinge reads
+each face through several randomly shifted, scaled and mirrored crops and averages the
+cosines, so the optimisation cannot satisfy the loss's one network with a face only that
+network sees as the person (a pattern tuned to one exact crop; docs/identity.md). The
+draws are a function of the run's seed and the step, so a resumed run repeats them.
+
 Mesh: the same error between their FaceMesh landmarks (468 x 3). Each term crops the
 same boxes from the image at every step (differentiably) and stacks all faces as one
 batch, so per layer the features of all faces are compared together.
@@ -26,7 +32,7 @@ import warnings
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from . import models
 from .faces import crop_faces, detect_faces, face_landmarks, filter_small, square_boxes
@@ -88,6 +94,42 @@ def content_faces(
     return boxes
 
 
+class BoxJitter(nn.Module):
+    """Random views of face boxes, drawn afresh at every step and repeatable.
+
+    Each view moves a box (N, 4) by up to ``amount`` x its side in x and y and scales it
+    by 1 ± ``amount`` / 2 about its centre. :meth:`at_step` reseeds the draws from
+    (``seed``, step), so a run resumed mid-stage draws what an uninterrupted one did.
+    ``amount`` 0 returns the boxes unchanged.
+    """
+
+    def __init__(self, amount: float, seed: int) -> None:
+        super().__init__()
+        self.amount = amount
+        self.seed = seed
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def at_step(self, step: int) -> None:
+        """Draw this step's views from (seed, step)."""
+        self.generator.manual_seed((self.seed * 1_000_003 + step) % 2**63)
+
+    def uniform(self, *shape: int) -> Tensor:
+        """Uniform draws in [-1, 1) of ``shape`` (on the CPU)."""
+        return torch.rand(shape, generator=self.generator) * 2 - 1
+
+    def forward(self, boxes: Tensor, views: int = 1) -> Tensor:
+        """``views`` jittered copies of boxes (N, 4): (views * N, 4), view-major."""
+        if self.amount == 0:
+            return boxes.repeat(views, 1)
+        count = views * len(boxes)
+        tiled = boxes.repeat(views, 1)
+        side = tiled[:, 2:] - tiled[:, :2]
+        shift = self.uniform(count, 2).to(boxes) * self.amount * side
+        half = side / 2 * (1 + self.uniform(count, 1).to(boxes) * self.amount / 2)
+        centre = (tiled[:, :2] + tiled[:, 2:]) / 2 + shift
+        return torch.cat([centre - half, centre + half], dim=1)
+
+
 class FaceIDTerm(Term):
     """FaceID loss on the image's face crops (160 x 160, all faces as one batch).
 
@@ -96,7 +138,9 @@ class FaceIDTerm(Term):
     max(0, ``identity`` − cos(e, e_content)) for the L2-normalised embeddings e (N, D).
     ``boxes`` (N, 4) in pixels of the current scale; ``content`` (1, 3, H, W) in [0, 1],
     whose crops give the targets (computed here, once per scale). ``autocast`` runs
-    FaceNet in bfloat16 (targets too); the loss is computed in float32.
+    FaceNet in bfloat16 (targets too); the loss is computed in float32. ``jitter``
+    (embedding loss only) gives each face ``views`` random crops per step (half of them
+    mirrored), whose cosines to the content's embedding are averaged.
     """
 
     boxes: Tensor
@@ -111,6 +155,8 @@ class FaceIDTerm(Term):
         autocast: bool = False,
         loss: str = "activations",
         identity: float = 1.0,
+        jitter: BoxJitter | None = None,
+        views: int = 1,
     ) -> None:
         super().__init__(name, weight)
         if loss not in FACE_LOSSES:
@@ -118,6 +164,8 @@ class FaceIDTerm(Term):
         self.autocast = autocast
         self.taps = ("embedding",) if loss == "embedding" else FACE_LAYERS
         self.identity = identity
+        self.jitter = jitter if loss == "embedding" else None
+        self.views = views if self.jitter is not None else 1
         # First conv replicate-padded, as the paper's reference means to (docs/results-paper2.md).
         self.network = models.facenet(model, str(content.device), replicate_pad=True)
         self.register_buffer("boxes", boxes.detach().clone())
@@ -127,15 +175,27 @@ class FaceIDTerm(Term):
 
     def activations(self, image: Tensor) -> dict[str, Tensor]:
         """FaceNet outputs of image (1, 3, H, W) in its boxes: tap -> (N, C, h, w) or (N, D)."""
-        crops = crop_faces(image, self.boxes, FACENET_SIZE)
-        with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+        return self.network_features(crop_faces(image, self.boxes, FACENET_SIZE))
+
+    def network_features(self, crops: Tensor) -> dict[str, Tensor]:
+        """FaceNet outputs of crops (M, 3, 160, 160) at the term's taps, in float32."""
+        with torch.autocast(crops.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             features = self.network.features(crops, self.taps)
         return {layer: value.float() for layer, value in features.items()}
 
     def cosines(self, image: Tensor) -> Tensor:
-        """Cosine of each face's embedding to the content's: (N,) (embedding loss only)."""
-        embedding = F.normalize(self.activations(image)["embedding"], dim=1)
-        return (embedding * F.normalize(self.targets["embedding"], dim=1)).sum(dim=1)
+        """Cosine of each face's embedding to the content's, averaged over the views:
+        (N,) (embedding loss only)."""
+        if self.jitter is None:
+            crops = crop_faces(image, self.boxes, FACENET_SIZE)
+        else:
+            crops = crop_faces(image, self.jitter(self.boxes, self.views), FACENET_SIZE)
+            view = torch.arange(len(crops), device=crops.device) // len(self.boxes)
+            mirrored = view % 2 == 1
+            crops = torch.where(mirrored[:, None, None, None], crops.flip(-1), crops)
+        embedding = F.normalize(self.network_features(crops)["embedding"], dim=1)
+        target = F.normalize(self.targets["embedding"], dim=1)
+        return (embedding.view(self.views, *target.shape) * target).sum(dim=2).mean(dim=0)
 
     def forward(self, features: dict[str, Tensor], image: Tensor) -> Tensor:
         if self.taps == ("embedding",):

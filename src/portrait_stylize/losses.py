@@ -277,6 +277,13 @@ class Objective(nn.Module):
         with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             return self.extractor(image, tuple(layers))
 
+    def at_step(self, step: int) -> None:
+        """Tell every part that draws at random per step (``at_step(step)``) which step
+        this is, so its draws depend on the step alone (a resumed run repeats them)."""
+        for module in self.modules():
+            if module is not self and hasattr(module, "at_step"):
+                module.at_step(step)
+
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         by_view: dict[int, tuple[nn.Module | None, set[str]]] = {}
         for term in self.terms:

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..face_losses import FaceIDTerm, MeshTerm, content_faces, scale_boxes
+from ..face_losses import BoxJitter, FaceIDTerm, MeshTerm, content_faces, scale_boxes
 from ..faces import crop_faces
 from ..features import FeatureExtractor
 from ..losses import StyleTerm
@@ -26,18 +26,20 @@ MIN_CROP = 32
 
 class FaceCrops(nn.Module):
     """The faces as the face style term sees them: image (1, 3, H, W) -> crops
-    (N, 3, side, side) of ``boxes`` (N, 4), at about the faces' own scale."""
+    (N, 3, side, side) of ``boxes`` (N, 4), at about the faces' own scale, each box moved
+    at random per step by ``jitter`` so that the term's edge is not one fixed square."""
 
     boxes: torch.Tensor
 
-    def __init__(self, boxes: torch.Tensor) -> None:
+    def __init__(self, boxes: torch.Tensor, jitter: BoxJitter) -> None:
         super().__init__()
         self.register_buffer("boxes", boxes.detach().clone())
+        self.jitter = jitter
         sides = (boxes[:, 2:] - boxes[:, :2]).mean()
         self.side = max(MIN_CROP, round(float(sides)))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return crop_faces(image, self.boxes, self.side)
+        return crop_faces(image, self.jitter(self.boxes), self.side)
 
 
 def uses_face_id(settings: Settings) -> bool:
@@ -89,6 +91,7 @@ def build_portrait_stylization(
     if len(faces) == 0:
         return built
     boxes = scale_boxes(faces, (content.shape[-2], content.shape[-1]))
+    jitter = BoxJitter(settings.face_jitter, settings.seed)
     if uses_face_id(settings):
         built.terms.append(
             FaceIDTerm(
@@ -99,6 +102,8 @@ def build_portrait_stylization(
                 autocast=settings.autocast,
                 loss=settings.face_loss,
                 identity=settings.identity,
+                jitter=jitter,
+                views=settings.face_views,
             )
         )
     if settings.mesh_weight > 0:
@@ -112,7 +117,7 @@ def build_portrait_stylization(
                 settings.face_style_weight,
                 style.criterion,
                 name="face_style",
-                view=FaceCrops(boxes),
+                view=FaceCrops(boxes, jitter),
                 by_channels=style.by_channels,
             )
         )
@@ -128,10 +133,17 @@ PORTRAIT_STYLIZATION = Method(
     defaults={
         **CROWSON_DEFAULTS,
         "face_loss": "embedding",
-        "face_weight": 0.05,
+        "face_weight": 0.2,
         "identity": 0.9,
+        "face_style_weight": 1.0,
     },
-    paper_settings={"face_loss": "activations", "face_weight": 0.015},
+    paper_settings={
+        "face_loss": "activations",
+        "face_weight": 0.015,
+        "face_views": 1,
+        "face_jitter": 0.0,
+        "face_style_weight": 0.0,
+    },
     build=build_portrait_stylization,
     prepare=prepare_portrait_stylization,
     paper="Portrait Stylization: Artistic Style Transfer with Auxiliary Networks "

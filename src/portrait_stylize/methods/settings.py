@@ -303,6 +303,22 @@ class Settings:
         low=0,
         high=1,
     )
+    face_views: int = setting(
+        4,
+        "embedding FaceID: random crops of each face per step (shifted, scaled, every "
+        "other one mirrored) whose cosines are averaged; 1 reads each face once",
+        "faces",
+        low=1,
+        high=64,
+    )
+    face_jitter: float = setting(
+        0.15,
+        "how far the face crops move per step (FaceID views and face style): shift up to "
+        "this fraction of the box's side, scale 1 ± half of it; 0 keeps them fixed",
+        "faces",
+        low=0,
+        high=0.5,
+    )
     face_style_weight: float = setting(
         0.0,
         "weight of a style loss on each face crop at the face's own scale (paints the "
