@@ -58,6 +58,13 @@ def defaults_key() -> str:
     return hashlib.sha256(json.dumps(defaults, sort_keys=True).encode()).hexdigest()[:8]
 
 
+def runs_dir(args) -> Path:
+    """The folder of the runs made with ``args``' size and schedule under today's defaults."""
+    runs = args.runs / f"{args.size}px-{args.initial}-{args.iterations}it-{defaults_key()}"
+    runs.mkdir(parents=True, exist_ok=True)
+    return runs
+
+
 def variants(values: list[float]) -> dict[str, tuple[str, dict[str, Any]]]:
     """Label -> (method, overrides) of every run of a pair."""
     knob = {f"identity {v:g}": ("portrait-stylization", {"identity": v}) for v in sorted(values)}
@@ -80,7 +87,8 @@ def run_once(
 
 
 def score(content: torch.Tensor, result: torch.Tensor, style: torch.Tensor, extractor, out):
-    """Identity, face stylization, style distance (x 1e6) and time of one result."""
+    """Identity, landmark NME, face stylization, style distance (x 1e6) and time of one
+    result (3, h, w) against content (3, H, W) and style (3, H', W')."""
     faces = face_scores(content, result)
     small = resize_long_side(content, max(result.shape[-2:]))
     style_distance = evaluate(small, result, style, extractor=extractor)["style_distance"]
@@ -88,6 +96,7 @@ def score(content: torch.Tensor, result: torch.Tensor, style: torch.Tensor, extr
     return {
         "identity": faces["identity_cosine"],
         "identity_per_face": faces["identity_cosine_per_face"],
+        "nme": faces["landmark_nme"],
         "stylization": faces["face_stylization"],
         "style": None if style_distance is None else 1e6 * style_distance,
         "seconds": record["wall_time_s"],
@@ -155,16 +164,21 @@ def markdown(scores: dict[str, dict[str, dict[str, Any]]], args, figures: list[s
     return "\n".join(lines) + "\n"
 
 
+def schedule_parser(doc: str, name: str):
+    """:func:`eval_parser` plus the reduced schedule (--initial, --iterations)."""
+    parser = eval_parser(doc, name)
+    parser.add_argument("--initial", type=int, default=150, help="Adam steps at 128 px")
+    parser.add_argument("--iterations", type=int, default=100, help="Adam steps per later scale")
+    return parser
+
+
 def main() -> int:
-    parser = eval_parser(__doc__, "identity")
-    parser.add_argument("--initial", type=int, default=150)
-    parser.add_argument("--iterations", type=int, default=100)
+    parser = schedule_parser(__doc__, "identity")
     parser.add_argument("--pairs", nargs="+", default=list(PAIRS))
     args = parser.parse_args()
     if not shared_data_ready():
         return 1
-    runs = args.runs / f"{args.size}px-{args.initial}-{args.iterations}it-{defaults_key()}"
-    runs.mkdir(parents=True, exist_ok=True)
+    runs = runs_dir(args)
     extractor = style_evaluator()
     scores: dict[str, dict[str, dict[str, Any]]] = {}
     figures: list[str] = []
@@ -187,7 +201,7 @@ def main() -> int:
             chart = f"identity-{content_name}--{style_name}-curve.png"
             curve(rows, values, args.docs / "images" / chart)
             figures.append(chart)
-        if content_name in PUBLIC_DOMAIN:  # only public-domain pictures are committed
+        if {content_name, style_name} <= PUBLIC_DOMAIN:  # only these are committed
             knob = [images[f"identity {v:g}"] for v in values]
             others = [content, style] + [images[label] for label in BASELINES]
             sheet = f"identity-{content_name}--{style_name}.jpg"

@@ -1,115 +1,68 @@
-"""Paper 2's comparison (Portrait Stylization): gatys-plus, crowson and portrait-stylization
-(face only, mesh only, both) on portraits, scored on the faces and on the style.
+"""Paper 2's comparison (Portrait Stylization) on every shared portrait x painting pair: the
+default portrait-stylization beside the paper's settings, crowson and the feed-forward
+network, scored on the faces and on the style.
 
     OMP_NUM_THREADS=1 python eval/paper2.py [--size 256] [--pairs astronaut:starry_night ...]
 
-Every run is saved under ``--runs`` with its run record; a rerun reuses finished runs.
-Faces are detected once per content (MTCNN, full resolution, faces under 1 % of the image
-left out, as the method does) and scored on the same boxes in every result: identity
-cosine with the independent facenet-msceleb model, FaceMesh landmark NME. Writes the
-tables to ``docs/results-paper2.md`` and contact sheets of the public-domain pairs to
-``docs/images/``.
+Every run is saved under ``--runs`` with its run record; a rerun reuses finished runs made
+under the same defaults and schedule. Faces are detected once per content (MTCNN, full
+resolution, faces under 1 % of the image left out, as the method does) and scored on the
+same boxes in every result: identity cosine (facenet-msceleb, independent of the loss's
+facenet-casia), FaceMesh landmark NME, face stylization. Writes the tables to
+``docs/results-paper2.md`` and contact sheets of the public-domain pairs to ``docs/images/``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
-from pathlib import Path
-from typing import Any, cast
+from itertools import product
+from typing import Any
 
-import torch
-from paper1 import (  # the sibling script's helpers and paths
+from identity import run_once, runs_dir, schedule_parser, score
+from paper1 import (  # the sibling scripts' helpers and paths
     DATA,
     PUBLIC_DOMAIN,
+    STYLES,
     contact_sheet,
-    eval_parser,
     fmt,
     shared_data_ready,
     sheets_section,
     write_generated,
 )
 
-from portrait_stylize.api import save_result, stylize
-from portrait_stylize.face_metrics import content_face_boxes, identity_cosine, landmark_nme
+from portrait_stylize.face_metrics import content_face_boxes
 from portrait_stylize.faces import crop_faces, square_boxes
-from portrait_stylize.features import FeatureExtractor
-from portrait_stylize.images import (
-    load_image,
-    record_path,
-    resize_long_side,
-)
-from portrait_stylize.metrics import evaluate, style_evaluator
+from portrait_stylize.images import load_image, resize_long_side
+from portrait_stylize.metrics import style_evaluator
 
-PAIRS = (
-    "astronaut:starry_night",
-    "grace_hopper:the_scream",
-    "closeup_portrait:woman_with_hat_matisse",
-    "group_six_faces:the_scream",
-)
-MESH_WEIGHT = 1e-4
-"""Mesh weight of the mesh-only and face+mesh variants (see docs/results-paper2.md)."""
-VARIANTS: dict[str, tuple[str, dict[str, float]]] = {
-    "gatys-plus": ("gatys-plus", {"iterations": 300}),
+CONTENTS = ("astronaut", "grace_hopper", "closeup_portrait", "group_six_faces")
+PAIRS = tuple(f"{c}:{s}" for c, s in product(CONTENTS, STYLES))
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "default": ("portrait-stylization", {}),
+    "paper-exact": ("portrait-stylization", {"paper_exact": True}),
     "crowson": ("crowson", {}),
-    "ps face": ("portrait-stylization", {}),
-    "ps mesh": ("portrait-stylization", {"face_weight": 0.0, "mesh_weight": MESH_WEIGHT}),
-    "ps face+mesh": ("portrait-stylization", {"mesh_weight": MESH_WEIGHT}),
+    "instant": ("instant", {}),
 }
-"""Label -> (method, overrides); the multi-scale ones also get the reduced schedule."""
+"""Row label (and run file suffix) -> (method, overrides)."""
+GOALS = {
+    "identity ≥ 0.85 on every face": lambda row: min(row["identity_per_face"]) >= 0.85,
+    "face stylization ≥ 0.8": lambda row: (row["stylization"] or 0.0) >= 0.8,
+    "style ≤ 0.8 x the feed-forward network's": lambda row: (row["ratio"] or 1.0) <= 0.8,
+}
+"""Issue #11's goals for the default, each a test of one scored row."""
 TILE = 128
 """Side of a contact-sheet tile: four tiles make a 512 px wide sheet."""
-SHEET = ("gatys-plus", "crowson", "ps face", "ps mesh", "ps face+mesh")
-FACE_ROW = ("crowson", "ps face", "ps face+mesh")
 BEGIN, END = "<!-- eval/paper2.py: begin -->", "<!-- eval/paper2.py: end -->"
 TITLE = "# Paper 2 (Portrait Stylization): faces kept and picture stylized\n\n"
-
-
-def run_once(content: Path, style: Path, label: str, out: Path, args: argparse.Namespace) -> Path:
-    """The result of one variant, computed unless ``out`` already holds it."""
-    if not out.is_file():
-        method, overrides = VARIANTS[label]
-        settings: dict[str, Any] = {"size": args.size, **overrides}
-        if method != "gatys-plus":
-            reduced = {"initial_iterations": args.initial, "iterations": args.iterations}
-            settings |= {"precision": "bf16", "converge_tol": 0.0, **reduced}
-        result = stylize(content, style, method, **settings)
-        save_result(result, out)
-        print(f"{out.name}: {result.record['wall_time_s']:.0f} s", file=sys.stderr, flush=True)
-    return out
-
-
-def score(
-    content: torch.Tensor,
-    result: torch.Tensor,
-    style: torch.Tensor,
-    boxes: torch.Tensor,
-    extractor: FeatureExtractor,
-    record: dict[str, Any],
-) -> dict[str, Any]:
-    """Face, portrait and style scores of result (3, h, w) against content (3, H, W) at
-    full resolution, its faces ``boxes`` (N, 4) and style (3, H', W')."""
-    small = resize_long_side(content, max(result.shape[-2:]))
-    identity = identity_cosine(content, result, boxes)
-    scores = evaluate(small, result, style, extractor=extractor)
-    return {
-        "identity": identity.mean,
-        "identity_per_face": identity.per_face,
-        "nme": landmark_nme(content, result, boxes).mean,
-        "fg_ssim": scores["fg_ssim"],
-        "style": 1e6 * cast(float, scores["style_distance"]),
-        "seconds": record["wall_time_s"],
-    }
-
-
 COLUMNS = (
-    ("identity", "identity cos ↑", 3),
+    ("identity", "identity ↑", 3),
     ("nme", "landmark NME ↓", 3),
-    ("fg_ssim", "fg SSIM ↑", 3),
-    ("style", "style dist. ↓", 0),
-    ("seconds", "wall s", 0),
+    ("stylization", "face stylization", 2),
+    ("style", "style ↓", 0),
+    ("ratio", "style / feed-forward", 2),
+    ("seconds", "s", 0),
 )
 
 
@@ -121,26 +74,23 @@ def markdown(
     header = "| " + " | ".join(title for _, title, _ in COLUMNS) + " |"
     lines = [
         f"Generated by `eval/paper2.py --size {args.size} --initial {args.initial} "
-        f"--iterations {args.iterations} --pairs {' '.join(args.pairs)}`.",
+        f"--iterations {args.iterations}` on {len(pairs)} content/style pairs.",
         "",
-        f"Run: {len(pairs)} content/style pairs, end scale {args.size} px. Multi-scale "
-        f"methods: scales 128, 181, 256 px with {args.initial} + {args.iterations} + "
-        f"{args.iterations} Adam steps (the paper: 1000 + 4 x 500 up to 512 px), bf16 "
-        "autocast of the VGG features, seed 0, init content. gatys-plus: L-BFGS from noise, "
-        f"{VARIANTS['gatys-plus'][1]['iterations']} iterations at {args.size} px, fp32. "
-        f"portrait-stylization with its defaults; mesh variants add mesh_weight {MESH_WEIGHT:g} "
-        "(mesh only: face_weight 0). Backbone vgg16-hed (calibrated). One core "
-        "(OMP_NUM_THREADS=1) on a 2-core machine shared with other jobs: wall times are "
-        "indicative only.",
+        f"Multi-scale methods: scales 128, 181, 256 px with {args.initial} + "
+        f"{args.iterations} + {args.iterations} Adam steps and no early end (the default: "
+        "1000 + 500 + 500 to 512 px), fp32, seed 0, init content. default = "
+        "`portrait-stylization` with every default (`--identity 0.9`); paper-exact = "
+        "`--paper-exact` (the paper's activations loss, weight 0.015); instant = the "
+        "feed-forward network. One core each (OMP_NUM_THREADS=1), two runs at a time on a "
+        "2-core machine: wall times are indicative only.",
         "",
-        "Scores: identity cos = cosine of facenet-msceleb embeddings (not the loss's "
-        "facenet-casia) of each content face and the same box of the result, averaged over "
-        "faces (astronaut vs grace_hopper, two different people, score 0.20 on this model; "
-        "the resized content itself 1.0); landmark NME = mean FaceMesh landmark distance / "
-        "inter-ocular distance; fg SSIM on the person (selfie segmentation) as in "
-        "`portrait_stylize.metrics`; style dist. = Gram distance to the style image over "
-        "relu1_1..relu5_1 of vgg16-hed (x 1e6, lower = closer to the painting; measured "
-        "with the network the methods optimise).",
+        "Scores: identity = cosine of facenet-msceleb embeddings of each content face and "
+        "the same box of the result, mean over faces (two different people score about "
+        "0.2); landmark NME = mean FaceMesh landmark distance / inter-ocular distance; face "
+        "stylization = faces' 1 − SSIM to the photograph over the rest's; style = Gram "
+        "distance of the whole image to the painting over relu1_1..relu5_1 of vgg16-hed "
+        "(x 1e6, lower = closer; the network the Adam methods optimise), and its ratio to "
+        "the feed-forward network's on the same pair.",
         "",
         "### Averaged over the pairs",
         "",
@@ -154,6 +104,12 @@ def markdown(
             values = [row[key] for row in rows if row[key] is not None]
             cells.append(fmt(statistics.fmean(values) if values else None, digits))
         lines.append(f"| {label} | {' | '.join(cells)} |")
+    defaults = [scores[pair, "default"] for pair in pairs]
+    lines += ["", "Issue #11's goals, pairs where the default meets them:", ""]
+    lines += [
+        f"- {goal}: {sum(test(row) for row in defaults)} of {len(defaults)}"
+        for goal, test in GOALS.items()
+    ]
     lines += ["", "### Per pair", "", "| pair | method " + header + " per face identity |"]
     lines.append("| --- " * (len(COLUMNS) + 3) + "|")
     for pair in pairs:
@@ -164,23 +120,20 @@ def markdown(
             lines.append(f"| {pair} | {label} | {' | '.join(cells)} | {faces} |")
     lines += sheets_section(
         "### Contact sheets",
-        "content, style, gatys-plus, crowson; ps face, ps mesh, ps face+mesh; then the "
-        "face of the content, crowson, ps face and ps face+mesh, enlarged.",
+        "the photograph, the painting, instant, crowson; paper-exact, default, then the "
+        "face of the photograph and of the default, enlarged.",
         sheets,
     )
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
-    parser = eval_parser(__doc__, "paper2")
-    parser.add_argument("--initial", type=int, default=300, help="Adam steps at the first scale")
-    parser.add_argument("--iterations", type=int, default=150, help="Adam steps per later scale")
+    parser = schedule_parser(__doc__, "paper2")
     parser.add_argument("--pairs", nargs="+", default=list(PAIRS), metavar="CONTENT:STYLE")
     args = parser.parse_args()
     if not shared_data_ready():
         return 1
-    runs = args.runs / f"{args.size}px-{args.initial}+{args.iterations}it"
-    runs.mkdir(parents=True, exist_ok=True)
+    runs = runs_dir(args)
     extractor = style_evaluator()
     scores: dict[tuple[str, str], dict[str, Any]] = {}
     sheets: list[str] = []
@@ -189,22 +142,25 @@ def main() -> int:
         content_path = DATA / "content" / f"{content_name}.jpg"
         style_path = DATA / "style" / f"{style_name}.jpg"
         content, style = load_image(content_path).rgb, load_image(style_path).rgb
-        boxes = content_face_boxes(content)
         results = {}
-        for label in VARIANTS:
-            out = runs / f"{content_name}--{style_name}--{label.replace(' ', '-')}.png"
-            run_once(content_path, style_path, label, out, args)
+        for label, (method, overrides) in VARIANTS.items():
+            out = runs / f"{content_name}--{style_name}--{label}.png"
+            run_once(content_path, style_path, method, overrides, out, args)
             results[label] = load_image(out).rgb
-            record = json.loads(record_path(out).read_text())
-            scores[pair, label] = score(content, results[label], style, boxes, extractor, record)
-        if content_name in PUBLIC_DOMAIN:
+            scores[pair, label] = score(content, results[label], style, extractor, out)
+        instant = scores[pair, "instant"]["style"]
+        for label in VARIANTS:
+            style_distance = scores[pair, label]["style"]
+            ratio = None if None in (style_distance, instant) else style_distance / instant
+            scores[pair, label]["ratio"] = ratio
+        if {content_name, style_name} <= PUBLIC_DOMAIN:
             small = resize_long_side(content, args.size)
-            box = square_boxes(boxes[:1], 0.2) * args.size / max(content.shape[-2:])
-            faces = [small, *(results[label] for label in FACE_ROW)]
+            box = square_boxes(content_face_boxes(content)[:1], 0.2)
+            box = box * args.size / max(content.shape[-2:])
+            faces = [crop_faces(image, box, TILE)[0] for image in (small, results["default"])]
             rows = [
-                [small, resize_long_side(style, args.size), *(results[k] for k in SHEET[:2])],
-                [results[label] for label in SHEET[2:]],
-                [crop_faces(image, box, TILE)[0] for image in faces],
+                [small, resize_long_side(style, args.size), results["instant"], results["crowson"]],
+                [results["paper-exact"], results["default"], *faces],
             ]
             name = f"paper2-{content_name}-{style_name}.jpg"
             contact_sheet(rows, TILE, args.docs / "images" / name)
