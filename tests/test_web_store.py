@@ -182,8 +182,14 @@ def test_sweep_removes_only_what_no_job_needs(tmp_path: Path) -> None:
     stray.write_bytes(b"orphan")
     for job in (running, done, cancelled, "gone"):
         store.work_dir(job).mkdir()
+    abandoned, uploading = store.temp_path(".png"), store.temp_path(".png")
+    for path in (abandoned, uploading):
+        path.write_bytes(b"upload")
+    old = time.time() - store_module.STALE_UPLOAD_S - 60  # a server killed mid-upload
+    os.utime(abandoned, (old, old))
     before = sorted(path for path in store.files.glob("*/*") if path != stray)
-    assert store.sweep() == (1, 2)
+    assert store.sweep() == (1, 1, 2)
+    assert list(store.tmp.iterdir()) == [uploading]  # maybe another server's upload
     assert sorted(store.files.glob("*/*")) == before
     assert sorted(path.name for path in store.work.iterdir()) == sorted([running, cancelled])
 

@@ -4,9 +4,9 @@
 input and output hashes) and the events each job sent (for server-sent events that
 resume with Last-Event-ID). ``DATA/files/ab/abcd...`` holds every input and output once,
 named by its sha256; ``DATA/work/JOB/`` a running job's checkpoint and preview;
-``DATA/tmp/`` uploads being checked. Files enter ``files/`` by rename, inside the
-transaction that records them, so a file is whole or absent and never orphaned by a
-concurrent delete.
+``DATA/tmp/`` uploads being checked (the sweep removes those left for an hour). Files
+enter ``files/`` by rename, inside the transaction that records them, so a file is whole
+or absent and never orphaned by a concurrent delete.
 
 A worker claims a job by taking its lease (owner, expiry) and renews it with every
 progress report; a job whose lease expired (its worker died) is claimable again, and
@@ -42,6 +42,8 @@ ACTIVE = ("queued", "running")
 PROGRESS_FIELDS = ("stage", "stages", "step", "steps", "eta_s", "terms")
 WAIT_S = 10.0
 """Seconds a store call waits for a database locked by another process (then StoreBusy)."""
+STALE_UPLOAD_S = 3600.0
+"""Age (since the last write) after which a file in ``tmp/`` counts as abandoned."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -206,22 +208,31 @@ class JobStore:
             used |= _hashes(row["inputs"], row["outputs"])
         return used
 
-    def sweep(self) -> tuple[int, int]:
+    def sweep(self) -> tuple[int, int, int]:
         """Remove what a process killed at the wrong moment left: files in ``files/`` no
-        job refers to (moved there by a transaction that never committed) and the working
-        folders of jobs that are done or gone. Returns how many of each it removed."""
+        job refers to (moved there by a transaction that never committed), uploads in
+        ``tmp/`` untouched for :data:`STALE_UPLOAD_S` (a server killed mid-upload; younger
+        ones may be another server's upload in progress) and the working folders of jobs
+        that are done or gone. Returns how many of each it removed."""
         with self._connect(write=True) as conn:  # no _put and no claim runs meanwhile
             used = self._referenced(conn)
             stray = [path for path in self.files.glob("*/*") if path.name not in used]
             for path in stray:
                 path.unlink()
+            cutoff = time.time() - STALE_UPLOAD_S
+            stale = []
+            for path in self.tmp.iterdir():
+                with contextlib.suppress(FileNotFoundError):  # an upload refused meanwhile
+                    if path.is_file() and path.stat().st_mtime < cutoff:
+                        path.unlink()
+                        stale.append(path)
             unfinished = {
                 row["id"] for row in conn.execute("SELECT id FROM jobs WHERE status != 'done'")
             }
             folders = [path for path in self.work.iterdir() if path.name not in unfinished]
             for folder in folders:
                 shutil.rmtree(folder, ignore_errors=True)
-        return len(stray), len(folders)
+        return len(stray), len(stale), len(folders)
 
     # jobs
 

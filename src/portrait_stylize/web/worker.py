@@ -194,7 +194,11 @@ class Worker:
         """Sweep the store, then claim and run jobs until :meth:`stop` or the server is gone."""
         swept = self.stored(self.store.sweep)
         if swept is not None and any(swept):
-            log.info("worker %s removed %d stray files and %d stale folders", self.owner, *swept)
+            log.info(
+                "worker %s removed %d stray files, %d abandoned uploads and %d stale folders",
+                self.owner,
+                *swept,
+            )
         log.info("worker %s ready on %s", self.owner, self.config.device)
         config = self.config
         while not self.stopping.is_set() and not self.orphaned():
