@@ -42,9 +42,22 @@ def test_goals_count_pairs_where_every_face_meets_them() -> None:
     for pair, default in (("a:x", good), ("b:y", one_face_short)):
         for label in paper2.VARIANTS:
             scores[pair, label] = default if label == "default" else row([0.1], 1.0, 1.0)
-    args = Namespace(size=256, initial=150, iterations=100)
+    args = Namespace(size=256, initial=150, iterations=100, pairs=list(paper2.PAIRS))
     page = paper2.markdown(scores, args, [])
+    assert "### Averaged over the 2 pairs with every run" in page
     assert "- identity ≥ 0.85 on every face: 1 of 2" in page  # 0.875 mean, but one face 0.8
     assert "- face stylization ≥ 0.8: 1 of 2" in page
     assert "- style ≤ 0.8 x the feed-forward network's: 1 of 2" in page
     assert "| b:y | default | 0.875 | 0.010 | 0.79 | 450 | 0.90 | 10 | 0.95, 0.80 |" in page
+
+
+def test_pairs_run_without_the_baselines_are_averaged_apart() -> None:
+    scores = {("a:x", label): row([0.9], 0.5, 0.5) for label in paper2.VARIANTS}
+    scores["b:y", "default"] = scores["b:y", "instant"] = row([0.5], 0.9, 1.0)
+    args = Namespace(size=256, initial=150, iterations=100, pairs=["a:x", "b:y@default,instant"])
+    page = paper2.markdown(scores, args, [])
+    assert "--pairs a:x b:y@default,instant`" in page
+    assert "### Averaged over the 1 pairs with every run" in page
+    table = page.split("### Averaged over the 2 pairs")[1].split("###")[0]
+    assert "| default | 0.700 |" in table and "crowson" not in table  # (0.9 + 0.5) / 2
+    assert "| b:y | crowson |" not in page
