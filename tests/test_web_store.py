@@ -11,14 +11,16 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import tifffile
 
 from portrait_stylize.errors import SettingsError
 from portrait_stylize.jobdb import StoreBusy
 from portrait_stylize.web import store as store_module
 from portrait_stylize.web.settings import Limits, form_schema, parse_job_settings
 from portrait_stylize.web.store import JobStore, file_sha256, job_id
-from portrait_stylize.web.uploads import sniff
+from portrait_stylize.web.uploads import UploadRejected, check_image, sniff
 
 
 def _submit(store: JobStore, tmp: Path, name: str = "a", content: bytes = b"photo") -> str:
@@ -210,3 +212,15 @@ def test_a_locked_database_is_store_busy(tmp_path: Path, monkeypatch: pytest.Mon
         store.get(job)  # the whole file locked: readers wait too
     other.close()
     assert store.cancel(job) is not None
+
+
+def test_a_floating_point_rgb_tiff_upload_is_read_and_its_size_checked(tmp_path: Path) -> None:
+    pixels = np.linspace(0, 1, 40 * 30 * 3, dtype=np.float32).reshape(30, 40, 3)
+    path = tmp_path / "upload"
+    tifffile.imwrite(path, pixels, photometric="rgb")  # Pillow cannot open this one
+    loaded = check_image(path, "content", Limits())
+    assert loaded.rgb.shape == (3, 30, 40)
+    assert np.allclose(loaded.rgb.permute(1, 2, 0).numpy(), pixels, atol=1e-6)
+    with pytest.raises(UploadRejected, match="40x30 is over") as refused:
+        check_image(path, "content", Limits(max_pixels=1000))
+    assert refused.value.status == 413

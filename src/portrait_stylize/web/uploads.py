@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 from typing import BinaryIO
 
+import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import InputError
@@ -60,6 +61,23 @@ def save_upload(source: BinaryIO, dest: Path, field: str, max_bytes: int) -> str
     return digest.hexdigest()
 
 
+def _header_size(path: Path, image_format: str) -> tuple[int, int]:
+    """(width, height) from the file's header: Pillow's, or tifffile's for the
+    floating-point RGB TIFFs Pillow cannot open (the loader reads those with tifffile)."""
+    try:
+        with Image.open(path, formats=[image_format]) as image:
+            return image.size
+    except UnidentifiedImageError:
+        if image_format != "TIFF":
+            raise
+        try:
+            with tifffile.TiffFile(path) as tif:
+                return tif.pages.first.imagewidth, tif.pages.first.imagelength
+        except Exception:  # a TIFF neither reader takes: Pillow's reason stands
+            pass
+        raise
+
+
 def check_image(path: Path, field: str, limits: Limits) -> LoadedImage:
     """Check the saved upload ``path``: a JPEG, PNG, WebP or TIFF by its bytes (else 415),
     at most ``limits.max_pixels`` by its header (else 413), and decodable (else
@@ -69,8 +87,7 @@ def check_image(path: Path, field: str, limits: Limits) -> LoadedImage:
     if media is None:
         raise UploadRejected(f"{field}: not a JPEG, PNG, WebP or TIFF image", 415)
     try:
-        with Image.open(path, formats=[FORMATS[media]]) as image:
-            width, height = image.size
+        width, height = _header_size(path, FORMATS[media])
     except Image.DecompressionBombError:
         raise UploadRejected(f"{field}: too many pixels", 413) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
