@@ -120,7 +120,8 @@ def markdown(
         "",
     ]
     complete = [p for p in pairs if all((p, label) in scores for label in VARIANTS)]
-    lines += averages(scores, complete, list(VARIANTS), "with every run", header)
+    if complete:
+        lines += averages(scores, complete, list(VARIANTS), "with every run", header)
     if len(complete) < len(pairs):
         lines += averages(scores, pairs, ["default", "instant"], "", header)
     defaults = [scores[pair, "default"] for pair in pairs]
