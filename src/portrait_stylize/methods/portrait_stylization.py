@@ -155,8 +155,11 @@ PORTRAIT_STYLIZATION = Method(
         "and the run is plain crowson",
         "FaceNet facenet-casia (offline; the paper's: facenet-vggface2, --face-model), "
         "first conv replicate-padded",
-        "face_weight 0.015 keeps faces close to the photograph; about 0.001-0.002 "
-        "paints them on a large single portrait but loses small faces",
+        "--identity 0 drops the identity term; the face style term still paints the "
+        "faces (with --face-style-weight 0 too, the run is crowson)",
+        "the paper's activations loss (--paper-exact): face_weight 0.015 keeps faces "
+        "close to the photograph; about 0.001-0.002 paints them on a large single "
+        "portrait but loses small faces",
     ],
     groups=(*OPTIMISED, "faces"),
 )
