@@ -98,7 +98,14 @@ def test_zero_face_weights_are_exactly_crowson(tmp_path) -> None:
     content, style = _small_pair(tmp_path)
     crowson = stylize(content, style, "crowson", seed=3, **SHORT)
     zero = stylize(
-        content, style, "portrait-stylization", seed=3, face_weight=0, mesh_weight=0, **SHORT
+        content,
+        style,
+        "portrait-stylization",
+        seed=3,
+        face_weight=0,
+        mesh_weight=0,
+        face_style_weight=0,
+        **SHORT,
     )
     assert torch.equal(crowson.image, zero.image)
     assert [s["final_terms"] for s in crowson.record["stages"]] == [
