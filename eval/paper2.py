@@ -55,8 +55,8 @@ GOALS = {
     "style ≤ 0.8 x the feed-forward network's": lambda row: (row["ratio"] or 1.0) <= 0.8,
 }
 """Issue #11's goals for the default, each a test of one scored row."""
-TILE = 128
-"""Side of a contact-sheet tile: four tiles make a 512 px wide sheet."""
+TILE = 100
+"""Side of a contact-sheet tile: five tiles make a 500 px wide sheet."""
 BEGIN, END = "<!-- eval/paper2.py: begin -->", "<!-- eval/paper2.py: end -->"
 TITLE = "# Paper 2 (Portrait Stylization): faces kept and picture stylized\n\n"
 COLUMNS = (
@@ -145,8 +145,8 @@ def markdown(
             lines.append(f"| {pair} | {label} | {' | '.join(cells)} | {faces} |")
     lines += sheets_section(
         "### Contact sheets",
-        "the photograph, the painting, instant, crowson; paper-exact, default, then the "
-        "face of the photograph and of the default, enlarged.",
+        "top, the photograph, the painting, the default, then the photograph's face and "
+        "the default's, enlarged; below, the other runs of the pair in the tables' order.",
         sheets,
     )
     return "\n".join(lines) + "\n"
@@ -189,14 +189,14 @@ def main() -> int:
             style_distance = scores[pair, label]["style"]
             ratio = None if None in (style_distance, instant) else style_distance / instant
             scores[pair, label]["ratio"] = ratio
-        if {content_name, style_name} <= PUBLIC_DOMAIN and len(labels) == len(VARIANTS):
+        if {content_name, style_name} <= PUBLIC_DOMAIN:
             small = resize_long_side(content, args.size)
             box = square_boxes(content_face_boxes(content)[:1], 0.2)
             box = box * args.size / max(content.shape[-2:])
             faces = [crop_faces(image, box, TILE)[0] for image in (small, results["default"])]
             rows = [
-                [small, resize_long_side(style, args.size), results["instant"], results["crowson"]],
-                [results["paper-exact"], results["default"], *faces],
+                [small, resize_long_side(style, args.size), results["default"], *faces],
+                [results[label] for label in VARIANTS if label != "default" and label in labels],
             ]
             name = f"paper2-{content_name}-{style_name}.jpg"
             contact_sheet(rows, TILE, args.docs / "images" / name)
