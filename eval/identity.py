@@ -24,7 +24,7 @@ from paper1 import write_generated as write_page
 from PIL import Image, ImageDraw
 
 from portrait_stylize.api import save_result, stylize
-from portrait_stylize.face_metrics import face_scores
+from portrait_stylize.face_metrics import content_face_boxes, face_scores
 from portrait_stylize.images import (
     load_image,
     record_path,
@@ -86,10 +86,11 @@ def run_once(
     return out
 
 
-def score(content: torch.Tensor, result: torch.Tensor, style: torch.Tensor, extractor, out):
+def score(content: torch.Tensor, result: torch.Tensor, style: torch.Tensor, extractor, out, boxes):
     """Identity, landmark NME, face stylization, style distance (x 1e6) and time of one
-    result (3, h, w) against content (3, H, W) and style (3, H', W')."""
-    faces = face_scores(content, result)
+    result (3, h, w) against content (3, H, W), its faces ``boxes`` (N, 4) and style
+    (3, H', W')."""
+    faces = face_scores(content, result, boxes)
     small = resize_long_side(content, max(result.shape[-2:]))
     style_distance = evaluate(small, result, style, extractor=extractor)["style_distance"]
     record = json.loads(record_path(out).read_text())
@@ -190,12 +191,13 @@ def main() -> int:
         style_path = DATA / "style" / f"{style_name}.jpg"
         content, style = load_image(content_path).rgb, load_image(style_path).rgb
         rows, images = {}, {}
+        boxes = content_face_boxes(content)  # once per pair, the same in every score
         for label, (method, overrides) in variants(values).items():
             slug = label.split(" (")[0].replace(" ", "-")
             out = runs / f"{content_name}--{style_name}--{slug}.png"
             run_once(content_path, style_path, method, overrides, out, args)
             images[label] = load_image(out).rgb
-            rows[label] = score(content, images[label], style, extractor, out)
+            rows[label] = score(content, images[label], style, extractor, out, boxes)
         scores[pair] = rows
         if len(values) > 2:
             chart = f"identity-{content_name}--{style_name}-curve.png"

@@ -178,12 +178,13 @@ def main() -> int:
         style_path = DATA / "style" / f"{style_name}.jpg"
         content, style = load_image(content_path).rgb, load_image(style_path).rgb
         results = {}
+        boxes = content_face_boxes(content)  # once per pair, the same in every score
         for label in labels:
             method, overrides = VARIANTS[label]
             out = runs / f"{content_name}--{style_name}--{label}.png"
             run_once(content_path, style_path, method, overrides, out, args)
             results[label] = load_image(out).rgb
-            scores[pair, label] = score(content, results[label], style, extractor, out)
+            scores[pair, label] = score(content, results[label], style, extractor, out, boxes)
         instant = scores[pair, "instant"]["style"]
         for label in labels:
             style_distance = scores[pair, label]["style"]
@@ -191,7 +192,7 @@ def main() -> int:
             scores[pair, label]["ratio"] = ratio
         if {content_name, style_name} <= PUBLIC_DOMAIN:
             small = resize_long_side(content, args.size)
-            box = square_boxes(content_face_boxes(content)[:1], 0.2)
+            box = square_boxes(boxes[:1], 0.2)
             box = box * args.size / max(content.shape[-2:])
             faces = [crop_faces(image, box, TILE)[0] for image in (small, results["default"])]
             rows = [

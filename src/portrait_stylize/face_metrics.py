@@ -178,11 +178,13 @@ def content_face_boxes(content: Tensor, min_fraction: float = 0.01) -> Tensor:
     return boxes[filter_small(boxes, (content.shape[-2], content.shape[-1]), min_fraction)]
 
 
-def face_scores(content: Tensor, result: Tensor) -> dict[str, str | float | list[float] | None]:
+def face_scores(
+    content: Tensor, result: Tensor, boxes: Tensor | None = None
+) -> dict[str, str | float | list[float] | None]:
     """identity_cosine and face_stylization (means, per face, and why face_stylization is
     None) and landmark_nme of result (3, h, w) against content (3, H, W), on the content's
-    faces (None without faces)."""
-    boxes = content_face_boxes(content)
+    faces ``boxes`` (N, 4; None detects them) (None without faces)."""
+    boxes = content_face_boxes(content) if boxes is None else boxes
     identity = identity_cosine(content, result, boxes)
     stylization = face_stylization(content, result, boxes)
     return {
