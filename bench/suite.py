@@ -3,8 +3,10 @@
 One entry point for the performance tables of ``docs/performance.md``. For each size
 (long side), precision and method it runs a few optimisation steps of the method at that
 single scale in a fresh process (so peak resident memory is that configuration's own)
-and times each step; beside it, the floor: the bare VGG forward + backward to the image,
-to relu5_1 (the deepest layer every method reads), at the same size and precision.
+and times each step; beside it, the floor of the method's backbone: the bare VGG forward +
+backward to the image, to relu5_1 (the deepest layer every method reads), at the same
+size and precision (the Gatys family runs on the original VGG-19, crowson and
+portrait-stylization on HED's VGG-16).
 Prints Markdown tables and writes every row to a CSV file.
 
     python bench/suite.py [--sizes 256 512 1024 2048] [--methods gatys crowson ...]
@@ -42,13 +44,26 @@ def _images() -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(data.astronaut()), np.asarray(data.immunohistochemistry())
 
 
-def conv_flops(size: int) -> float:
-    """Forward FLOPs of VGG-16 to relu5_1 on a size x size image (2 per multiply-add)."""
+def backbone_of(method: str) -> str:
+    """The backbone ``method`` runs on at its defaults."""
+    from portrait_stylize.methods import resolve_settings
+
+    return resolve_settings(method, {}).backbone
+
+
+def floor_kind(backbone: str) -> str:
+    """The row kind of a backbone's floor, e.g. ``floor:vgg16-hed``."""
+    return f"floor:{backbone}"
+
+
+def conv_flops(size: int, backbone: str) -> float:
+    """Forward FLOPs of the backbone to relu5_1 on a size x size image (2 per multiply-add)."""
     from torch import nn
 
+    from portrait_stylize.features import BACKBONES
     from portrait_stylize.nets.vgg import VGGTrunk
 
-    trunk = VGGTrunk("vgg16")
+    trunk = VGGTrunk(BACKBONES[backbone].arch)
     flops, side = 0.0, size
     for name in trunk.names[: trunk.names.index(FLOOR_LAYER) + 1]:
         module = trunk.layers[name]
@@ -59,15 +74,15 @@ def conv_flops(size: int) -> float:
     return flops
 
 
-def measure_floor(size: int, precision: str, steps: int) -> dict[str, Any]:
-    """Median seconds of VGG-16 (calibrated extractor) forward + backward to the image."""
+def measure_floor(backbone: str, size: int, precision: str, steps: int) -> dict[str, Any]:
+    """Median seconds of the backbone's forward + backward to the image."""
     import torch
     from levers import seconds as median_seconds  # the sibling script's timing loop
 
     from portrait_stylize.features import build_extractor
     from portrait_stylize.losses import Objective
 
-    objective = Objective(build_extractor(), [], autocast=precision == "bf16")
+    objective = Objective(build_extractor(backbone), [], autocast=precision == "bf16")
     image = torch.rand(1, 3, size, size)
     seconds = median_seconds(
         lambda pixels: objective.features(pixels, [FLOOR_LAYER])[FLOOR_LAYER].sum(),
@@ -76,7 +91,7 @@ def measure_floor(size: int, precision: str, steps: int) -> dict[str, Any]:
         warmup=1,
     )
     # the backward pass to the input costs about one more forward pass (weights are frozen)
-    gflops = 2 * conv_flops(size) / seconds / 1e9
+    gflops = 2 * conv_flops(size, backbone) / seconds / 1e9
     return {"seconds_per_iteration": seconds, "gflops": gflops}
 
 
@@ -119,8 +134,8 @@ def one(kind: str, size: int, precision: str, steps: int) -> dict[str, Any]:
     import torch
 
     row = (
-        measure_floor(size, precision, steps)
-        if kind == "floor"
+        measure_floor(kind.removeprefix("floor:"), size, precision, steps)
+        if kind.startswith("floor:")
         else measure_method(kind, size, precision, steps)
     )
     return {
@@ -149,17 +164,19 @@ def fit_exponent(rows: list[dict[str, Any]]) -> tuple[float, float]:
 
 
 def tables(rows: list[dict[str, Any]], peaks: dict[str, float]) -> str:
-    """Markdown: per-iteration table with floor ratios, then exponents and schedule totals."""
+    """Markdown: per-iteration table with floor ratios (each method against its backbone's
+    floor), then exponents and schedule totals."""
     lines = [
-        "| method | size | precision | s / it | floor s / it | method / floor | "
+        "| method | backbone | size | precision | s / it | floor s / it | method / floor | "
         "floor GFLOP/s | % of GEMM peak | peak RSS (MB) |",
-        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    floors = {(r["size"], r["precision"]): r for r in rows if r["kind"] == "floor"}
+    floors = {(r["kind"], r["size"], r["precision"]): r for r in rows}
     for r in rows:
-        if r["kind"] == "floor":
+        if r["kind"].startswith("floor:"):
             continue
-        floor = floors.get((r["size"], r["precision"]))
+        backbone = backbone_of(r["kind"])
+        floor = floors.get((floor_kind(backbone), r["size"], r["precision"]))
         ratio = (
             f"{r['seconds_per_iteration'] / floor['seconds_per_iteration']:.2f}" if floor else "–"
         )
@@ -167,7 +184,8 @@ def tables(rows: list[dict[str, Any]], peaks: dict[str, float]) -> str:
         gf = f"{floor['gflops']:.0f}" if floor else "–"
         share = f"{100 * floor['gflops'] / peaks[r['precision']]:.0f} %" if floor else "–"
         lines.append(
-            f"| {r['kind']} | {r['size']} | {r['precision']} | {r['seconds_per_iteration']:.3f} "
+            f"| {r['kind']} | {backbone} | {r['size']} | {r['precision']} "
+            f"| {r['seconds_per_iteration']:.3f} "
             f"| {fs} | {ratio} | {gf} | {share} | {r['peak_rss_mb']:.0f} |"
         )
     lines += [
@@ -184,15 +202,16 @@ def tables(rows: list[dict[str, Any]], peaks: dict[str, float]) -> str:
             a, b = fit_exponent(points)
             cells = []
             for end in (512, 1024, 2048):
-                if kind == "floor":
+                if kind.startswith("floor:"):
                     cells.append("–")
                     continue
                 total = sum(n * a * (side * side) ** b for side, n in schedule(kind, end))
                 cells.append(f"{total / 60:.1f} min")
             lines.append(f"| {kind} | {precision} | {b:.2f} | {' | '.join(cells)} |")
+    measured = ", ".join(f"{p} {gflops:.0f} GFLOP/s" for p, gflops in peaks.items())
     lines.append(
-        f"\nGEMM 2048³ peak: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s; "
-        f"{rows[0]['threads']} torch threads; each row a fresh process, median of its steps."
+        f"\nGEMM 2048³ peak: {measured}; {rows[0]['threads']} torch threads; each row a "
+        "fresh process, median of its steps."
     )
     return "\n".join(lines)
 
@@ -229,12 +248,14 @@ def main() -> None:
         print(json.dumps(one(kind, int(size), precision, args.steps)))
         return
     if args.tables:
-        print(tables(read_rows(args.tables), {p: gemm_peak(p) for p in ("fp32", "bf16")}))
+        rows = read_rows(args.tables)
+        print(tables(rows, {p: gemm_peak(p) for p in dict.fromkeys(r["precision"] for r in rows)}))
         return
     rows = []
     for size in args.sizes:
         for precision in args.precisions:
-            for kind in ("floor", *args.methods):
+            floors = dict.fromkeys(floor_kind(backbone_of(m)) for m in args.methods)
+            for kind in (*floors, *args.methods):
                 command = [sys.executable, __file__, "--one", kind, str(size), precision]
                 done = subprocess.run(
                     [*command, "--steps", str(args.steps)], capture_output=True, text=True
@@ -251,7 +272,7 @@ def main() -> None:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    print(tables(rows, {p: gemm_peak(p) for p in ("fp32", "bf16")}))
+    print(tables(rows, {p: gemm_peak(p) for p in args.precisions}))
 
 
 if __name__ == "__main__":
