@@ -171,7 +171,9 @@ def tables(rows: list[dict[str, Any]], peaks: dict[str, float]) -> str:
         "floor GFLOP/s | % of GEMM peak | peak RSS (MB) |",
         "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    floors = {(r["kind"], r["size"], r["precision"]): r for r in rows}
+    floors = {
+        (r["kind"], r["size"], r["precision"]): r for r in rows if r["kind"].startswith("floor:")
+    }
     for r in rows:
         if r["kind"].startswith("floor:"):
             continue
@@ -252,9 +254,9 @@ def main() -> None:
         print(tables(rows, {p: gemm_peak(p) for p in dict.fromkeys(r["precision"] for r in rows)}))
         return
     rows = []
+    floors = dict.fromkeys(floor_kind(backbone_of(m)) for m in args.methods)
     for size in args.sizes:
         for precision in args.precisions:
-            floors = dict.fromkeys(floor_kind(backbone_of(m)) for m in args.methods)
             for kind in (*floors, *args.methods):
                 command = [sys.executable, __file__, "--one", kind, str(size), precision]
                 done = subprocess.run(
