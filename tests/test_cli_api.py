@@ -40,9 +40,14 @@ def test_help_lists_every_option_with_its_default(capsys) -> None:
 def test_cli_run_writes_image_and_record(pair, tmp_path, capsys) -> None:
     content, style = pair
     out = tmp_path / "result.png"
-    code = main(
-        [str(content), str(style), "-o", str(out), "--size", "32", "--iterations", "3", "-q"]
-    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code = main(
+            [str(content), str(style), "-o", str(out), "--size", "32", "--iterations", "3", "-q"]
+        )
+    finally:
+        torch.set_num_threads(threads)
     assert code == 0
     assert Image.open(out).size == (32, 27)
     record = json.loads((tmp_path / "result.png.json").read_text())
@@ -53,7 +58,7 @@ def test_cli_run_writes_image_and_record(pair, tmp_path, capsys) -> None:
     )
     assert set(record["stages"][0]["final_terms"]) == {"content", "style", "tv"}
     assert record["inputs"]["content"]["sha256"] and record["versions"]["torch"]
-    assert record["stopped"] is None and record["device"] == "cpu"
+    assert record["stopped"] is None and record["device"] == "cpu" and record["threads"] == 1
 
 
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(pair, tmp_path, capsys) -> None:

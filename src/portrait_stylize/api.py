@@ -514,6 +514,8 @@ def _record(
         "wall_time_s": round(time.perf_counter() - started, 3),
         "device": str(device)
         + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+        # CPU results depend on the thread count (summation order; the int8 network's rounding)
+        "threads": torch.get_num_threads(),
         "versions": versions(),
     }
 
