@@ -14,9 +14,7 @@ FaceID, two forms (``face_loss``):
 Robustness (``face_jitter``, ``face_views``): at every step the embedding hinge reads
 each face through several randomly shifted, scaled and mirrored crops and averages the
 cosines, so the optimisation cannot satisfy the loss's one network with a face only that
-network sees as the person (a pattern tuned to one exact crop; docs/identity.md).
-``face_augment`` also blurs, desaturates and re-lights each view by a random amount, so
-the face must stay the person through changes that fine texture does not survive. The
+network sees as the person (a pattern tuned to one exact crop; docs/identity.md). The
 draws are a function of the run's seed and the step, so a resumed run repeats them.
 
 Mesh: the same error between their FaceMesh landmarks (468 x 3). Each term crops the
@@ -30,12 +28,10 @@ and kept as boxes in normalised coordinates; each scale maps them to its own siz
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.v2.functional as TF
 from torch import Tensor, nn
 
 from . import models
@@ -133,25 +129,6 @@ class BoxJitter(nn.Module):
         centre = (tiled[:, :2] + tiled[:, 2:]) / 2 + shift
         return torch.cat([centre - half, centre + half], dim=1)
 
-    def photometric(self, crops: Tensor, views: int, strength: float) -> Tensor:
-        """Crops (views * N, 3, S, S) in [0, 1], view-major, each view blurred (sigma up to
-        1.5 x ``strength`` px), mixed towards grey (up to ``strength``) and scaled in
-        brightness by 1 ± ``strength`` / 5, all drawn per view; same shape."""
-        if strength == 0:
-            return crops
-        draws = (self.uniform(views, 3) + 1) / 2  # [0, 1): blur, desaturation, gain
-        out = []
-        for (blur, mix, gain), chunk in zip(draws.tolist(), crops.chunk(views), strict=True):
-            sigma = blur * 1.5 * strength
-            if sigma > 0.1:
-                chunk = TF.gaussian_blur(chunk, [2 * math.ceil(3 * sigma) + 1] * 2, [sigma] * 2)
-            grey = chunk.mean(dim=1, keepdim=True)
-            out.append(
-                ((1 - mix * strength) * chunk + mix * strength * grey)
-                * (1 + (gain * 2 - 1) * strength / 5)
-            )
-        return torch.cat(out)
-
 
 class FaceIDTerm(Term):
     """FaceID loss on the image's face crops (160 x 160, all faces as one batch).
@@ -163,8 +140,7 @@ class FaceIDTerm(Term):
     whose crops give the targets (computed here, once per scale). ``autocast`` runs
     FaceNet in bfloat16 (targets too); the loss is computed in float32. ``jitter``
     (embedding loss only) gives each face ``views`` random crops per step (half of them
-    mirrored), whose cosines to the content's embedding are averaged; ``augment`` > 0
-    blurs, desaturates and re-lights each view at random (:meth:`BoxJitter.photometric`).
+    mirrored), whose cosines to the content's embedding are averaged.
     """
 
     boxes: Tensor
@@ -181,7 +157,6 @@ class FaceIDTerm(Term):
         identity: float = 1.0,
         jitter: BoxJitter | None = None,
         views: int = 1,
-        augment: float = 0.0,
     ) -> None:
         super().__init__(name, weight)
         if loss not in FACE_LOSSES:
@@ -191,7 +166,6 @@ class FaceIDTerm(Term):
         self.identity = identity
         self.jitter = jitter if loss == "embedding" else None
         self.views = views if self.jitter is not None else 1
-        self.augment = augment
         # First conv replicate-padded, as the paper's reference means to (docs/results-paper2.md).
         self.network = models.facenet(model, str(content.device), replicate_pad=True)
         self.register_buffer("boxes", boxes.detach().clone())
@@ -219,7 +193,6 @@ class FaceIDTerm(Term):
             view = torch.arange(len(crops), device=crops.device) // len(self.boxes)
             mirrored = view % 2 == 1
             crops = torch.where(mirrored[:, None, None, None], crops.flip(-1), crops)
-            crops = self.jitter.photometric(crops, self.views, self.augment)
         embedding = F.normalize(self.network_features(crops)["embedding"], dim=1)
         target = F.normalize(self.targets["embedding"], dim=1)
         return (embedding.view(self.views, *target.shape) * target).sum(dim=2).mean(dim=0)

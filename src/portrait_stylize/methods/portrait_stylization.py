@@ -104,7 +104,6 @@ def build_portrait_stylization(
                 identity=settings.identity,
                 jitter=jitter,
                 views=settings.face_views,
-                augment=settings.face_augment,
             )
         )
     if settings.mesh_weight > 0:

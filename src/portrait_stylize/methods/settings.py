@@ -319,15 +319,6 @@ class Settings:
         low=0,
         high=0.5,
     )
-    face_augment: float = setting(
-        0.0,
-        "embedding FaceID: how hard each view is blurred (sigma up to 1.5 x this, in "
-        "160 px crops), turned grey (up to this fraction) and re-lit (± this / 5) at "
-        "random; 0 reads the crops as they are",
-        "faces",
-        low=0,
-        high=1,
-    )
     face_style_weight: float = setting(
         0.0,
         "weight of a style loss on each face crop at the face's own scale (paints the "
