@@ -49,9 +49,9 @@ def test_goals_count_pairs_where_every_face_meets_them() -> None:
     assert "- face stylization ≥ 0.8: 1 of 2" in page
     assert "- style ≤ 0.8 x the feed-forward network's: 1 of 2" in page
     assert "| b:y | default | 0.875 | 0.010 | 0.79 | 450 | 0.90 | 10 | 0.95, 0.80 |" in page
-    vgg19 = page.split("Issue #11's goals, pairs where vgg19 meets them:")[1].split("###")[0]
-    assert "- identity ≥ 0.85 on every face: 0 of 2" in vgg19
-    assert "- face stylization ≥ 0.8: 2 of 2" in vgg19
+    painting = page.split("goals, pairs where portrait-painting meets them:")[1].split("###")[0]
+    assert "- identity ≥ 0.85 on every face: 0 of 2" in painting
+    assert "- face stylization ≥ 0.8: 2 of 2" in painting
 
 
 def test_pairs_run_without_the_baselines_are_averaged_apart() -> None:

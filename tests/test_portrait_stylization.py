@@ -315,6 +315,25 @@ def test_paper_exact_restores_the_papers_face_loss() -> None:
         resolve_settings("portrait-stylization", {"identity": 1.5})
 
 
+def test_portrait_painting_paints_on_vgg19_and_holds_faces_by_the_hinge_and_mesh() -> None:
+    settings = resolve_settings("portrait-painting")
+    assert (settings.backbone, settings.calibration) == ("vgg19-caffe", "torchvision")
+    assert (settings.identity, settings.face_weight, settings.mesh_weight) == (1.0, 1.0, 1e-3)
+    content = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(6))
+    extractor = build_extractor(settings.backbone, calibration=settings.calibration)
+    boxes = torch.tensor([[0.25, 0.2, 0.55, 0.6]])
+    built = build_portrait_stylization(settings, extractor, content, [content], faces=boxes)
+    terms = {term.name: term for term in built.terms}
+    assert {"face_id", "mesh"} <= set(terms) and "face_style" not in terms  # no crop frame
+    assert (terms["face_id"].taps, terms["face_id"].identity) == (("embedding",), 1.0)
+    exact = resolve_settings("portrait-painting", {"paper_exact": True})
+    assert (exact.face_loss, exact.face_weight, exact.backbone) == (
+        "activations",
+        0.015,
+        "vgg19-caffe",
+    )
+
+
 def test_face_style_term_paints_only_inside_the_faces_at_their_scale(tmp_path) -> None:
     boxes = torch.tensor([[0.25, 0.2, 0.55, 0.6]])  # normalised, 0.3 x 0.4 of a 64 x 48 image
     crops = FaceCrops(boxes * torch.tensor([64.0, 48.0, 64.0, 48.0]), BoxJitter(0.0, 0))

@@ -146,7 +146,7 @@ def test_schema_describes_every_setting_and_round_trips_through_parse() -> None:
     identity = fields["identity"]
     assert identity["type"] == "number" and identity["group"] == "faces"
     assert identity["minimum"] == 0 and identity["maximum"] == 1
-    assert identity["methods"] == ["portrait-stylization"]
+    assert identity["methods"] == ["portrait-stylization", "portrait-painting"]
     assert fields["lr"]["exclusiveMinimum"] == 0 and fields["lr"]["nullable"]
     assert fields["min_face_fraction"]["exclusiveMaximum"] == 1
     assert fields["optimizer"]["choices"] == ["lbfgs", "adam"]
@@ -180,6 +180,7 @@ def test_the_registry_lists_every_method_by_its_name_and_known_groups() -> None:
         "crowson",
         "portrait-aware",
         "portrait-stylization",
+        "portrait-painting",
         "instant",
     ]
     for name, method in METHODS.items():

@@ -12,6 +12,7 @@ from .gatys import GATYS, GATYS_PLUS, build_content_style, style_grams
 from .instant import INSTANT, render_instant
 from .portrait_aware import PORTRAIT_AWARE, background_of, build_portrait_aware
 from .portrait_stylization import (
+    PORTRAIT_PAINTING,
     PORTRAIT_STYLIZATION,
     build_portrait_stylization,
     prepare_portrait_stylization,
@@ -37,7 +38,15 @@ from .settings import (
 # In the order the CLI and the web form list them.
 METHODS.update(
     (method.name, method)
-    for method in (GATYS, GATYS_PLUS, CROWSON, PORTRAIT_AWARE, PORTRAIT_STYLIZATION, INSTANT)
+    for method in (
+        GATYS,
+        GATYS_PLUS,
+        CROWSON,
+        PORTRAIT_AWARE,
+        PORTRAIT_STYLIZATION,
+        PORTRAIT_PAINTING,
+        INSTANT,
+    )
 )
 
 __all__ = [

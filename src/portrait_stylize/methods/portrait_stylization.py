@@ -163,3 +163,31 @@ PORTRAIT_STYLIZATION = Method(
     ],
     groups=(*OPTIMISED, "faces"),
 )
+
+PORTRAIT_PAINTING = Method(
+    name="portrait-painting",
+    description=(
+        "portrait-stylization on the original VGG-19 in torchvision's units: the whole "
+        "picture painted, each face held by the identity hinge at 1 (weight 1) and the "
+        "FaceMesh landmarks"
+    ),
+    defaults={
+        **PORTRAIT_STYLIZATION.defaults,
+        "backbone": "vgg19-caffe",
+        "calibration": "torchvision",
+        "identity": 1.0,
+        "face_weight": 1.0,
+        "face_style_weight": 0.0,
+        "mesh_weight": 1e-3,
+    },
+    paper_settings=PORTRAIT_STYLIZATION.paper_settings,
+    build=build_portrait_stylization,
+    prepare=prepare_portrait_stylization,
+    paper="this tool's recipe, measured in docs/identity.md",
+    notes=[
+        "the face style term is off: on this network it paints a square frame around "
+        "each face (docs/backbones.md)",
+        *PORTRAIT_STYLIZATION.notes[:2],
+    ],
+    groups=PORTRAIT_STYLIZATION.groups,
+)
