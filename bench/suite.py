@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-METHODS = ("gatys", "portrait-aware", "crowson", "portrait-stylization")
+METHODS = ("gatys", "portrait-aware", "crowson", "portrait-stylization", "portrait-painting")
 FLOOR_LAYER = "relu5_1"
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job end to end, offline: set up, fetch and verify the weights, then stylize
 # the astronaut photograph in the style of The Starry Night (both in examples/), with the
-# schedule of the README's figure (about 6 minutes on a 2-core CPU).
+# schedule of the README's figure (about DEMO_MIN minutes on a 2-core CPU).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$("$root/scripts/env.sh")"
@@ -12,6 +12,6 @@ mkdir -p "$out"
 "$venv/bin/portrait-stylize" weights pull
 "$venv/bin/portrait-stylize" inspect "$content" -o "$out/astronaut.inspect.png"
 "$venv/bin/portrait-stylize" "$content" "$style" \
-  -o "$out/astronaut-portrait-stylization.png" --method portrait-stylization --size 256 \
+  -o "$out/astronaut-portrait-painting.png" --method portrait-painting --size 256 \
   --initial-iterations 150 --iterations 100 --converge-tol 0
 echo "results in $out"
