@@ -137,12 +137,13 @@ def markdown(
     for label in ("default", "portrait-painting"):
         rows = [scores[pair, label] for pair in pairs if (pair, label) in scores]
         if rows:
-            lines += ["", f"Issue #11's goals, pairs where {label} meets them:", ""]
+            lines += [f"Issue #11's goals, pairs where {label} meets them:", ""]
             lines += [
                 f"- {goal}: {sum(test(row) for row in rows)} of {len(rows)}"
                 for goal, test in GOALS.items()
             ]
-    lines += ["", "### Per pair", "", "| pair | method " + header + " per face identity |"]
+            lines.append("")
+    lines += ["### Per pair", "", "| pair | method " + header + " per face identity |"]
     lines.append("| --- " * (len(COLUMNS) + 3) + "|")
     for pair in pairs:
         for label in (label for label in VARIANTS if (pair, label) in scores):
