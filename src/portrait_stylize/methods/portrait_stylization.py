@@ -187,7 +187,7 @@ PORTRAIT_PAINTING = Method(
     notes=[
         "the face style term is off: on this network it paints a square frame around "
         "each face (docs/backbones.md)",
-        *PORTRAIT_STYLIZATION.notes[:2],
+        "no gain over portrait-stylization on the six-face group: use it for one sitter",
     ],
     groups=PORTRAIT_STYLIZATION.groups,
 )
