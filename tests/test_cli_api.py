@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pytest
 import torch
@@ -16,7 +17,7 @@ from PIL import Image
 from portrait_stylize import stylize
 from portrait_stylize.callbacks import Recorder
 from portrait_stylize.cli import build_parser, main
-from portrait_stylize.methods import METHODS, Settings, resolve_settings
+from portrait_stylize.methods import METHODS, SPECS, Settings, resolve_settings
 
 
 def test_help_lists_every_option_with_its_default(capsys) -> None:
@@ -35,6 +36,29 @@ def test_help_lists_every_option_with_its_default(capsys) -> None:
         "quiet",
         "keep_alpha",
     }
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_methods_lists_options_that_rebuild_each_preset(name, capsys) -> None:
+    assert main(["methods", name]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{name}: {METHODS[name].description}")
+    assert all(f"  - {note}" in lines for note in METHODS[name].notes)
+    options = next((x.split(": ", 1)[1].split() for x in lines if x.startswith("  settings:")), [])
+    args = build_parser().parse_args(["c.jpg", "s.jpg", "-o", "o.png", *options])
+    rebuilt = resolve_settings("gatys", {n: getattr(args, n) for n in SPECS if n != "method"})
+    assert replace(rebuilt, method=name) == resolve_settings(name)
+
+
+def test_methods_json_and_unknown_name(capsys) -> None:
+    assert main(["methods", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [row["name"] for row in rows] == list(METHODS)
+    painting = rows[list(METHODS).index("portrait-painting")]
+    assert painting["settings"]["mesh_weight"] == 1e-3
+    assert painting["paper_exact"]["face_loss"] == "activations"
+    assert main(["methods", "nope"]) == 2
+    assert "unknown method(s) nope" in capsys.readouterr().err
 
 
 def test_cli_run_writes_image_and_record(pair, tmp_path, capsys) -> None:

@@ -39,6 +39,7 @@ SUBCOMMANDS = {
     "evaluate": "portrait_stylize.commands.evaluate",
     "serve": "portrait_stylize.commands.serve",
     "batch": "portrait_stylize.commands.batch",
+    "methods": "portrait_stylize.commands.methods",
 }
 DEBUG_HELP = "on an error, print its traceback too (default: off; any position, subcommands too)"
 RUN_GROUP = ("run", "checkpoints, resuming and progress")
