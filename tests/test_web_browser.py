@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from portrait_stylize.methods import METHODS
+
 from .web_server import PHOTO, ROOT, Server
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -72,6 +74,9 @@ def _knobs_follow_the_method(tab: object) -> None:
     expect(tab.locator("#style_strength")).to_be_visible()
     tab.select_option("[data-field=init]", "")
     tab.click("#advanced summary")
+    tab.select_option("#method", "portrait-painting")  # its notes under the menu
+    expect(tab.locator("#method-notes li")).to_have_count(len(METHODS["portrait-painting"].notes))
+    expect(tab.locator("#method-notes")).to_contain_text("use it for one sitter")
     tab.select_option("#method", "portrait-stylization")
     expect(tab.locator("#style_strength")).to_be_hidden()
 

@@ -586,7 +586,7 @@ def method_defaults() -> dict[str, Settings]:
 def settings_schema() -> dict[str, Any]:
     """A JSON-schema-like description of the settings, for a web form.
 
-    {"groups": {group: description}, "methods": {name: {"description", "groups"}},
+    {"groups": {group: description}, "methods": {name: {"description", "notes", "groups"}},
     "default_method", "fields": [...]}; each field (``method`` aside): name, type
     (boolean, integer, number, string or array with ``items``), nullable, help, group,
     choices, minimum or exclusiveMinimum, maximum or exclusiveMaximum (when bounded),
@@ -626,7 +626,11 @@ def settings_schema() -> dict[str, Any]:
     return {
         "groups": dict(GROUPS),
         "methods": {
-            name: {"description": method.description, "groups": list(method.groups)}
+            name: {
+                "description": method.description,
+                "notes": method.notes,
+                "groups": list(method.groups),
+            }
             for name, method in METHODS.items()
         },
         "default_method": Settings().method,

@@ -163,7 +163,11 @@ function showKnobs() {
 }
 
 function showMethod() {
-  $("method-help").textContent = state.schema.methods[$("method").value].description;
+  const method = state.schema.methods[$("method").value];
+  $("method-help").textContent = method.description;
+  $("method-notes").replaceChildren(
+    ...method.notes.map((note) => Object.assign(document.createElement("li"), { textContent: note })),
+  );
   for (const name of ["identity", "style_strength"]) {
     $(name).value = methodDefault(name);
     $(name + "-value").textContent = $(name).value;
