@@ -76,7 +76,7 @@ def _knobs_follow_the_method(tab: object) -> None:
     tab.click("#advanced summary")
     tab.select_option("#method", "portrait-painting")  # its notes under the menu
     expect(tab.locator("#method-notes li")).to_have_count(len(METHODS["portrait-painting"].notes))
-    expect(tab.locator("#method-notes")).to_contain_text("use it for one sitter")
+    expect(tab.locator("#method-notes")).to_contain_text("--content-weight 0.06")
     tab.select_option("#method", "portrait-stylization")
     expect(tab.locator("#style_strength")).to_be_hidden()
 

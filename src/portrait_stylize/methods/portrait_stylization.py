@@ -187,7 +187,9 @@ PORTRAIT_PAINTING = Method(
     notes=[
         "the face style term is off: on this network it paints a square frame around "
         "each face (docs/backbones.md)",
-        "no gain over portrait-stylization on the six-face group: use it for one sitter",
+        "made for one sitter: on a six-face group identity is portrait-stylization's, "
+        "and --content-weight 0.06 keeps the bodies painted rather than dissolved "
+        "(docs/identity.md)",
     ],
     groups=PORTRAIT_STYLIZATION.groups,
 )
