@@ -39,12 +39,13 @@ def describe(name: str) -> dict[str, Any]:
 
 
 def as_options(values: dict[str, Any]) -> str:
-    """Setting values as the CLI's options: '--lr 0.02 --style-layers relu3_1 relu4_1'."""
+    """Setting values as the CLI's options: '--lr 0.02 --style-layers relu3_1 relu4_1'
+    (a boolean setting is off by default, so one that differs is a bare flag)."""
     words = []
     for name, value in values.items():
         flag = "--" + name.replace("_", "-")
         if isinstance(value, bool):
-            words.append(flag if value else f"(no {flag})")
+            words.append(flag)
         else:
             shown = " ".join(map(str, value)) if isinstance(value, list) else str(value)
             words.append(f"{flag} {shown}")
