@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job end to end, offline: set up, fetch and verify the weights, then stylize
 # the astronaut photograph in the style of The Starry Night (both in examples/), with the
-# schedule of the README's figure (about 7 minutes on a 2-core CPU).
+# schedule of the README's figure (4-7 minutes on a 2-core CPU, as the README says).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$("$root/scripts/env.sh")"

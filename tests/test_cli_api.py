@@ -58,7 +58,7 @@ def test_methods_json_and_unknown_name(capsys) -> None:
     assert painting["settings"]["mesh_weight"] == 1e-3
     assert painting["paper_exact"]["face_loss"] == "activations"
     assert main(["methods", "nope"]) == 2
-    assert "unknown method(s) nope" in capsys.readouterr().err
+    assert "unknown method 'nope'; choose from gatys" in capsys.readouterr().err
 
 
 def test_cli_run_writes_image_and_record(pair, tmp_path, capsys) -> None:

@@ -7,7 +7,6 @@ import argparse
 import json
 from typing import Any
 
-from ..errors import SettingsError, printable
 from ..methods import METHODS, Settings, resolve_settings, settings_json
 
 
@@ -24,9 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def describe(name: str) -> dict[str, Any]:
     """One method as JSON: name, description, source, the settings that differ from the
     common defaults, those ``--paper-exact`` changes on top, notes."""
+    own = settings_json(resolve_settings(name))  # an unknown name: SettingsError
     method = METHODS[name]
     common = settings_json(Settings())
-    own = settings_json(resolve_settings(name))
     exact = settings_json(resolve_settings(name, {"paper_exact": True}))
     return {
         "name": name,
@@ -53,12 +52,6 @@ def as_options(values: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    unknown = [name for name in args.names if name not in METHODS]
-    if unknown:
-        raise SettingsError(
-            f"unknown method(s) {', '.join(map(printable, unknown))}; "
-            f"choose from {', '.join(METHODS)}"
-        )
     rows = [describe(name) for name in args.names or METHODS]
     if args.json:
         print(json.dumps(rows, indent=2))
