@@ -86,17 +86,26 @@ def run_once(
     return out
 
 
-def score(content: torch.Tensor, result: torch.Tensor, style: torch.Tensor, extractor, out, boxes):
-    """Identity, landmark NME, face stylization, style distance (x 1e6) and time of one
-    result (3, h, w) against content (3, H, W), its faces ``boxes`` (N, 4) and style
-    (3, H', W')."""
-    faces = face_scores(content, result, boxes)
+def score(
+    content: torch.Tensor,
+    result: torch.Tensor,
+    style: torch.Tensor,
+    extractor,
+    out,
+    boxes,
+    gallery: torch.Tensor | None = None,
+):
+    """Identity, rank-1 identification (among the content's faces and ``gallery`` (G, D)),
+    landmark NME, face stylization, style distance (x 1e6) and time of one result
+    (3, h, w) against content (3, H, W), its faces ``boxes`` (N, 4) and style (3, H', W')."""
+    faces = face_scores(content, result, boxes, gallery)
     small = resize_long_side(content, max(result.shape[-2:]))
     style_distance = evaluate(small, result, style, extractor=extractor)["style_distance"]
     record = json.loads(record_path(out).read_text())
     return {
         "identity": faces["identity_cosine"],
         "identity_per_face": faces["identity_cosine_per_face"],
+        "rank1": faces["identity_rank1"],
         "nme": faces["landmark_nme"],
         "stylization": faces["face_stylization"],
         "style": None if style_distance is None else 1e6 * style_distance,

@@ -1,15 +1,17 @@
-"""face_stylization on real photos with synthetic edits, and in ``evaluate``'s output.
+"""face_stylization and rank1_identification on real photos with synthetic edits, and in
+``evaluate``'s output.
 
-The edits: the face painted (a painting stretched onto the frame shows through the face
-boxes), the face pasted back into the painting, and the whole photo replaced by the
-painting. A uniform blur or noise is no "uniform change" for SSIM: it changes smooth
-and textured regions by different amounts, so only replacing the structure everywhere
-gives a ratio of 1.
+face_stylization's edits: the face painted (a painting stretched onto the frame shows
+through the face boxes), the face pasted back into the painting, and the whole photo
+replaced by the painting. A uniform blur or noise is no "uniform change" for SSIM: it
+changes smooth and textured regions by different amounts, so only replacing the structure
+everywhere gives a ratio of 1.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import math
 from pathlib import Path
 from typing import NamedTuple
@@ -21,7 +23,12 @@ from torchvision.transforms.functional import gaussian_blur
 
 from portrait_stylize.cli import main
 from portrait_stylize.commands.evaluate import _shown
-from portrait_stylize.face_metrics import content_face_boxes, face_stylization
+from portrait_stylize.face_metrics import (
+    content_face_boxes,
+    face_stylization,
+    gallery_embeddings,
+    rank1_identification,
+)
 from portrait_stylize.images import load_image, save_image
 from portrait_stylize.weights import WeightsError, weight_path
 
@@ -137,3 +144,47 @@ def test_table_cells_show_faces_and_reasons() -> None:
     assert _shown(scores, "landmark_nme") == "0.125"
     assert _shown(scores, "face_stylization") == f"- ({scores['face_stylization_reason']})"
     assert _shown(scores, "style_distance") == "-"
+
+
+def _swap_in(
+    image: torch.Tensor, boxes: torch.Tensor, into: int, source: torch.Tensor
+) -> torch.Tensor:
+    """image (3, H, W) with box ``into`` of boxes (N, 4) covered by source (3, h, w), resized."""
+    x1, y1, x2, y2 = (round(v) for v in boxes[into].tolist())
+    result = image.clone()
+    result[:, y1:y2, x1:x2] = F.interpolate(source[None], (y2 - y1, x2 - x1), mode="area")[0]
+    return result
+
+
+def _face(image: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+    x1, y1, x2, y2 = (round(v) for v in box.tolist())
+    return image[:, y1:y2, x1:x2]
+
+
+def test_rank1_counts_a_face_mistaken_for_another_of_the_group() -> None:
+    group = load_image(data_file("content", "group_six_faces.jpg")).rgb
+    boxes = content_face_boxes(group)
+    assert len(boxes) == 6
+    assert rank1_identification(group, group, boxes) == (1.0, [1.0] * 6, None)
+    swapped = _swap_in(group, boxes, 0, _face(group, boxes[3]))
+    scores = rank1_identification(group, swapped, boxes)
+    assert scores.per_face == [0.0] + [1.0] * 5 and scores.mean == pytest.approx(5 / 6)
+
+
+def test_rank1_of_one_face_needs_a_gallery(tmp_path: Path, capsys) -> None:
+    photo = _photo("astronaut.jpg")
+    group = load_image(data_file("content", "group_six_faces.jpg")).rgb
+    alone = rank1_identification(photo.content, photo.content, photo.boxes)
+    assert alone.mean is None and alone.reason is not None and "gallery" in alone.reason
+    gallery = gallery_embeddings([group])
+    assert len(gallery) == 6
+    kept = rank1_identification(photo.content, photo.content, photo.boxes, gallery)
+    assert kept.per_face == [1.0]
+    stranger = _swap_in(photo.content, photo.boxes, 0, _face(group, content_face_boxes(group)[3]))
+    assert rank1_identification(photo.content, stranger, photo.boxes, gallery).per_face == [0.0]
+    content, result, other = tmp_path / "c.png", tmp_path / "r.png", tmp_path / "g.png"
+    save_image(photo.content, content)
+    save_image(stranger, result)
+    save_image(group, other)
+    assert main(["evaluate", str(content), str(result), "--gallery", str(other), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["identity_rank1"] == 0.0

@@ -105,6 +105,9 @@ def test_evaluate_command(tmp_path, capsys) -> None:
         "bg_style_distance",
         "identity_cosine",
         "identity_cosine_per_face",
+        "identity_rank1",
+        "identity_rank1_per_face",
+        "identity_rank1_reason",
         "landmark_nme",
         "face_stylization",
         "face_stylization_per_face",
@@ -112,5 +115,6 @@ def test_evaluate_command(tmp_path, capsys) -> None:
     }
     assert 0 < scores["fg_ssim"] < 1 and scores["style_distance"] is None
     assert scores["face_stylization_reason"] == "no face found in the content"
+    assert scores["identity_rank1_reason"] == "no face found in the content"
     assert main(["evaluate", str(content), str(result), "--mask", str(mask)]) == 0
     assert "portrait SSIM" in capsys.readouterr().out

@@ -7,6 +7,8 @@ of face i of the content even when a stylized face can no longer be detected.
 - :func:`identity_cosine`: cosine similarity of FaceNet embeddings, by default of the
   MS-Celeb-1M model (facenet-msceleb), independent of the CASIA model the FaceID loss
   optimises, so the metric is not the objective.
+- :func:`rank1_identification`: whether each result face is still nearer its own content
+  face than every other face of the content and of a gallery of other people.
 - :func:`landmark_nme`: mean FaceMesh landmark distance between content and result,
   divided by the content face's inter-ocular distance (outer eye corners).
 - :func:`face_stylization`: how much each face changed relative to the rest of the
@@ -16,6 +18,7 @@ of face i of the content even when a stylized face can no longer be detected.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -48,7 +51,8 @@ it the rest is as good as unchanged (re-encoding alone) and the ratio would meas
 
 class FaceScores(NamedTuple):
     """A metric's mean over the faces and its value per face; None and [] without faces
-    or where the metric is undefined, ``reason`` saying why (face_stylization only)."""
+    or where the metric is undefined, ``reason`` saying why (face_stylization and
+    rank1_identification only)."""
 
     mean: float | None
     per_face: list[float]
@@ -85,11 +89,57 @@ def identity_cosine(
     content, result, boxes = _aligned(content, result, boxes)
     if len(boxes) == 0:
         return FaceScores(None, [])
-    crops = crop_faces(
-        torch.cat([content, result]), square_boxes(boxes, IDENTITY_PADDING), FACENET_SIZE
-    )
-    embeddings = face_embedding(crops, model).view(2, len(boxes), -1)
-    return _scores(F.cosine_similarity(embeddings[0], embeddings[1], dim=-1))
+    embeddings = _embeddings(torch.cat([content, result]), boxes, model).view(2, len(boxes), -1)
+    return _scores((embeddings[0] * embeddings[1]).sum(dim=-1))
+
+
+def _embeddings(images: Tensor, boxes: Tensor, model: str) -> Tensor:
+    """Unit-length FaceNet ``model`` embeddings (B * N, D), image-major, of the faces boxes
+    (N, 4) of each of images (B, 3, H, W), squared with a margin of :data:`IDENTITY_PADDING`."""
+    crops = crop_faces(images, square_boxes(boxes, IDENTITY_PADDING), FACENET_SIZE)
+    return F.normalize(face_embedding(crops, model), dim=-1)
+
+
+@torch.no_grad()
+def gallery_embeddings(images: Sequence[Tensor], model: str = "facenet-msceleb") -> Tensor:
+    """Embeddings (G, D) of every face found (as :func:`content_face_boxes` finds them) in
+    images, each (3, H, W) in [0, 1]: photos of other people, for :func:`rank1_identification`."""
+    found = []
+    for image in images:
+        boxes = content_face_boxes(image)
+        if len(boxes):
+            found.append(_embeddings(image[None].float(), boxes.float(), model))
+    return torch.cat(found) if found else torch.empty(0, 0)
+
+
+@torch.no_grad()
+def rank1_identification(
+    content: Tensor,
+    result: Tensor,
+    boxes: Tensor,
+    gallery: Tensor | None = None,
+    model: str = "facenet-msceleb",
+) -> FaceScores:
+    """Per face 1.0 when its result crop is nearer (FaceNet cosine) its own content face
+    than every other face of the content and of ``gallery`` (G, D), from
+    :func:`gallery_embeddings`, else 0.0; the mean is the rank-1 identification rate.
+
+    Inputs as in :func:`identity_cosine`. The content itself scores 1 on every face, so
+    anything below 1 is a face mistaken for someone else. Undefined (None, with a reason)
+    with a single identity to choose from.
+    """
+    content, result, boxes = _aligned(content, result, boxes)
+    others = 0 if gallery is None else len(gallery)
+    if len(boxes) == 0:
+        return FaceScores(None, [], "no face found in the content")
+    if len(boxes) + others < 2:
+        return FaceScores(None, [], "one face and no gallery: no one to mistake it for")
+    embeddings = _embeddings(torch.cat([content, result]), boxes, model).view(2, len(boxes), -1)
+    candidates = embeddings[0]
+    if others:
+        candidates = torch.cat([candidates, gallery.to(candidates)])
+    nearest = (embeddings[1] @ candidates.T).argmax(dim=1)
+    return _scores((nearest == torch.arange(len(boxes), device=nearest.device)).float())
 
 
 @torch.no_grad()
@@ -179,17 +229,22 @@ def content_face_boxes(content: Tensor, min_fraction: float = 0.01) -> Tensor:
 
 
 def face_scores(
-    content: Tensor, result: Tensor, boxes: Tensor | None = None
+    content: Tensor, result: Tensor, boxes: Tensor | None = None, gallery: Tensor | None = None
 ) -> dict[str, str | float | list[float] | None]:
-    """identity_cosine and face_stylization (means, per face, and why face_stylization is
-    None) and landmark_nme of result (3, h, w) against content (3, H, W), on the content's
-    faces ``boxes`` (N, 4; None detects them) (None without faces)."""
+    """identity_cosine, rank1_identification (against the content's other faces and
+    ``gallery`` (G, D)) and face_stylization (means, per face, and why the last two are None)
+    and landmark_nme of result (3, h, w) against content (3, H, W), on the content's faces
+    ``boxes`` (N, 4; None detects them) (None without faces)."""
     boxes = content_face_boxes(content) if boxes is None else boxes
     identity = identity_cosine(content, result, boxes)
+    rank1 = rank1_identification(content, result, boxes, gallery)
     stylization = face_stylization(content, result, boxes)
     return {
         "identity_cosine": identity.mean,
         "identity_cosine_per_face": identity.per_face,
+        "identity_rank1": rank1.mean,
+        "identity_rank1_per_face": rank1.per_face,
+        "identity_rank1_reason": rank1.reason,
         "landmark_nme": landmark_nme(content, result, boxes).mean,
         "face_stylization": stylization.mean,
         "face_stylization_per_face": stylization.per_face,

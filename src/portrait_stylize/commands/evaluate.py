@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..face_metrics import face_scores
+from ..face_metrics import face_scores, gallery_embeddings
 from ..images import load_image
 from ..masks import load_mask_file
 from ..metrics import evaluate
@@ -22,6 +23,7 @@ LABELS = {
     "style_distance": "style distance, whole (lower: more stylized)",
     "bg_style_distance": "style distance, background",
     "identity_cosine": "face identity cosine, facenet-msceleb (higher: kept)",
+    "identity_rank1": "rank-1 identification among the faces (+ --gallery) (1: all kept)",
     "landmark_nme": "face landmark NME (lower: kept)",
     "face_stylization": "face stylization, face/rest 1-SSIM (0: as photo, 1: as rest)",
 }
@@ -31,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Compare a result with its content over the portrait and the background (SSIM, "
         "FSIMc, GMSD) and on the content's faces (identity cosine, landmark NME, face "
-        "stylization: the faces' 1 - SSIM over that of the rest of the image) and, with "
+        "stylization: the faces' 1 - SSIM over that of the rest of the image; rank-1 "
+        "identification: each face still nearest its own among the others) and, with "
         "--style, measure its Gram distance to the style image."
     )
     parser.add_argument("content", help="the photograph that was stylized")
@@ -39,6 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--style", help="style image: also report style distances")
     parser.add_argument(
         "--mask", metavar="FILE", help="person mask (white = person); default: segment CONTENT"
+    )
+    parser.add_argument(
+        "--gallery",
+        nargs="+",
+        default=[],
+        metavar="IMAGE",
+        help="photos of other people: rank-1 identification also counts a face mistaken "
+        "for one of theirs",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
@@ -48,19 +59,22 @@ def scores(
     result_path: str | Path,
     style_path: str | Path | None = None,
     mask_path: str | Path | None = None,
+    gallery_paths: Sequence[str | Path] = (),
 ) -> dict[str, Any]:
-    """Every score of :data:`LABELS` (and their per-face values and reasons) of a result."""
+    """Every score of :data:`LABELS` (and their per-face values and reasons) of a result,
+    rank-1 identification against the content's other faces and those of ``gallery_paths``."""
     content = load_image(content_path).rgb
     result = load_image(result_path).rgb
     style = load_image(style_path).rgb if style_path else None
     size = (result.shape[-2], result.shape[-1])
     mask = load_mask_file(mask_path, size) if mask_path else None
+    gallery = gallery_embeddings([load_image(path).rgb for path in gallery_paths])
     values: dict[str, Any] = {**evaluate(content, result, style=style, mask=mask)}
-    return values | face_scores(content, result)
+    return values | face_scores(content, result, gallery=gallery)
 
 
 def run(args: argparse.Namespace) -> int:
-    values = scores(args.content, args.result, args.style, args.mask)
+    values = scores(args.content, args.result, args.style, args.mask, args.gallery)
     if args.json:
         print(json.dumps(values, indent=2))
         return 0
