@@ -83,6 +83,9 @@ PORTRAIT_AWARE = Method(
         "(the paper: FCN-8s person class), or --mask FILE (white = person)",
         "masked Gram normalised by the background area by default "
         "(--masked-gram-norm full: by the whole image's, the literal eq. 6)",
+        "starts from the mean colour, as the paper from noise; --init content keeps the "
+        "person in its own colours, and only then is its portrait the best kept of the "
+        "three (docs/results-paper1.md)",
     ],
     groups=(*OPTIMISED, "portrait-aware"),
 )
