@@ -231,7 +231,7 @@ def main() -> int:
     parser.add_argument("--contents", nargs="+", default=list(CONTENTS), choices=CONTENTS)
     parser.add_argument("--styles", nargs="+", default=list(STYLES), choices=STYLES)
     parser.add_argument(
-        "--init", choices=("content", "noise"), help="start image (default: the mean colour)"
+        "--init", choices=[k for k in START if k], help="start image (default: the mean colour)"
     )
     args = parser.parse_args()
     if not shared_data_ready():

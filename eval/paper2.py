@@ -21,6 +21,7 @@ import sys
 from itertools import product
 from typing import Any
 
+import torch
 from identity import run_once, runs_dir, schedule_parser, score
 from paper1 import (  # the sibling scripts' helpers and paths
     DATA,
@@ -182,6 +183,7 @@ def main() -> int:
     scores: dict[tuple[str, str], dict[str, Any]] = {}
     sheets: list[str] = []
     photos = {c: load_image(DATA / "content" / f"{c}.jpg").rgb for c in CONTENTS}
+    people = {c: gallery_embeddings([photo]) for c, photo in photos.items()}  # (faces, D)
     for spec in args.pairs:
         pair, _, chosen = spec.partition("@")
         labels = chosen.split(",") if chosen else list(VARIANTS)
@@ -193,8 +195,8 @@ def main() -> int:
         content, style = photos[content_name], load_image(style_path).rgb
         results = {}
         boxes = content_face_boxes(content)  # once per pair, the same in every score
-        others = [photos[c] for c in CONTENTS if c != content_name]
-        gallery = gallery_embeddings(others)  # the people each face must not be taken for
+        # the people each face must not be taken for: those of the other photos
+        gallery = torch.cat([people[c] for c in CONTENTS if c != content_name])
         for label in labels:
             method, overrides = VARIANTS[label]
             out = runs / f"{content_name}--{style_name}--{label}.png"

@@ -86,11 +86,22 @@ def identity_cosine(
     ``boxes`` (N, 4) detected faces in content pixels, squared with a margin of
     :data:`IDENTITY_PADDING` of their longer side.
     """
+    return _cosines(_pair_embeddings(content, result, boxes, model))
+
+
+@torch.no_grad()
+def _pair_embeddings(content: Tensor, result: Tensor, boxes: Tensor, model: str) -> Tensor | None:
+    """Embeddings (2, N, D) of each face of content and of result, inputs as in
+    :func:`identity_cosine`; None without faces."""
     content, result, boxes = _aligned(content, result, boxes)
     if len(boxes) == 0:
-        return FaceScores(None, [])
-    embeddings = _embeddings(torch.cat([content, result]), boxes, model).view(2, len(boxes), -1)
-    return _scores((embeddings[0] * embeddings[1]).sum(dim=-1))
+        return None
+    return _embeddings(torch.cat([content, result]), boxes, model).view(2, len(boxes), -1)
+
+
+def _cosines(pair: Tensor | None) -> FaceScores:
+    """identity_cosine of :func:`_pair_embeddings`' (2, N, D)."""
+    return FaceScores(None, []) if pair is None else _scores((pair[0] * pair[1]).sum(dim=-1))
 
 
 def _embeddings(images: Tensor, boxes: Tensor, model: str) -> Tensor:
@@ -128,18 +139,20 @@ def rank1_identification(
     anything below 1 is a face mistaken for someone else. Undefined (None, with a reason)
     with a single identity to choose from.
     """
-    content, result, boxes = _aligned(content, result, boxes)
-    others = 0 if gallery is None else len(gallery)
-    if len(boxes) == 0:
+    return _rank1(_pair_embeddings(content, result, boxes, model), gallery)
+
+
+def _rank1(pair: Tensor | None, gallery: Tensor | None) -> FaceScores:
+    """rank1_identification of :func:`_pair_embeddings`' (2, N, D) against gallery (G, D)."""
+    if pair is None:
         return FaceScores(None, [], "no face found in the content")
-    if len(boxes) + others < 2:
+    if gallery is None or len(gallery) == 0:
+        gallery = pair.new_zeros(0, pair.shape[-1])
+    if pair.shape[1] + len(gallery) < 2:
         return FaceScores(None, [], "one face and no gallery: no one to mistake it for")
-    embeddings = _embeddings(torch.cat([content, result]), boxes, model).view(2, len(boxes), -1)
-    candidates = embeddings[0]
-    if others:
-        candidates = torch.cat([candidates, gallery.to(candidates)])
-    nearest = (embeddings[1] @ candidates.T).argmax(dim=1)
-    return _scores((nearest == torch.arange(len(boxes), device=nearest.device)).float())
+    candidates = torch.cat([pair[0], gallery.to(pair)])
+    nearest = (pair[1] @ candidates.T).argmax(dim=1)
+    return _scores((nearest == torch.arange(pair.shape[1], device=nearest.device)).float())
 
 
 @torch.no_grad()
@@ -236,8 +249,8 @@ def face_scores(
     and landmark_nme of result (3, h, w) against content (3, H, W), on the content's faces
     ``boxes`` (N, 4; None detects them) (None without faces)."""
     boxes = content_face_boxes(content) if boxes is None else boxes
-    identity = identity_cosine(content, result, boxes)
-    rank1 = rank1_identification(content, result, boxes, gallery)
+    pair = _pair_embeddings(content, result, boxes, "facenet-msceleb")  # once for both
+    identity, rank1 = _cosines(pair), _rank1(pair, gallery)
     stylization = face_stylization(content, result, boxes)
     return {
         "identity_cosine": identity.mean,
