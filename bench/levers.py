@@ -19,7 +19,8 @@ from collections.abc import Callable
 import torch
 
 from portrait_stylize.features import FeatureExtractor, build_extractor
-from portrait_stylize.losses import STYLE_LAYERS, gram_matrix
+from portrait_stylize.losses import gram_matrix
+from portrait_stylize.vocabulary import STYLE_LAYERS
 
 Step = Callable[[torch.Tensor], torch.Tensor]
 

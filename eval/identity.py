@@ -31,6 +31,7 @@ from portrait_stylize.images import (
     resize_long_side,
 )
 from portrait_stylize.methods import resolve_settings
+from portrait_stylize.methods.registry import CROWSON_SCHEDULE
 from portrait_stylize.methods.settings import job_settings
 from portrait_stylize.metrics import evaluate, style_evaluator
 
@@ -79,7 +80,7 @@ def run_once(
         settings = {"size": args.size, **overrides}
         if method != "instant":
             schedule = {"initial_iterations": args.initial, "iterations": args.iterations}
-            settings |= {"converge_tol": 0.0, **schedule}
+            settings |= {**CROWSON_SCHEDULE, "converge_tol": 0.0, **schedule}
         result = stylize(content, style, method, **settings)
         save_result(result, out)
         print(f"{out.name}: {result.record['wall_time_s']:.0f} s", file=sys.stderr, flush=True)

@@ -33,7 +33,7 @@ from portrait_stylize.images import (
     save_image,
 )
 from portrait_stylize.masks import person_mask
-from portrait_stylize.methods import resolve_settings
+from portrait_stylize.methods import paper_exact_settings, resolve_settings
 from portrait_stylize.metrics import evaluate, style_evaluator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +52,8 @@ PAPER = {
 """Xing et al. Table 1: foreground SSIM, FSIMc, GMSD."""
 KEYS = ("fg_ssim", "fg_fsimc", "fg_gmsd", "bg_ssim", "bg_fsimc", "bg_gmsd")
 START = {None: "the ImageNet mean colour", "content": "the photograph", "noise": "noise"}
-"""What ``--init`` starts the runs from (None: each method's default, neural-style's)."""
+"""What ``--init`` starts the runs from (None: the papers' start under ``--paper-exact``,
+neural-style's mean colour)."""
 TILE = 170
 """Side of a contact-sheet tile: three tiles make a 510 px wide sheet."""
 FACE_TILE = 128
@@ -76,7 +77,7 @@ def run_once(content: Path, style: Path, method: str, out: Path, args, mask: Pat
     overrides: dict[str, Any] = {
         "size": args.size,
         "iterations": args.iterations,
-        "paper_exact": True,  # fp32, as the papers
+        **paper_exact_settings(method),  # fp32 and the papers' start, as the papers
         **({"init": args.init} if args.init else {}),
         "mask": str(mask) if method == "portrait-aware" else None,
     }

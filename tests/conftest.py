@@ -17,6 +17,7 @@ from PIL import Image
 
 from portrait_stylize.features import BACKBONES, FeatureExtractor, relu_layers
 from portrait_stylize.nets.vgg import VGGTrunk
+from portrait_stylize.weights import WeightsError, weight_path
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -25,6 +26,14 @@ CONTENT = SHARED_DATA / "content"
 needs_photos = pytest.mark.skipif(
     not CONTENT.is_dir(), reason=f"shared test photos not found at {CONTENT}"
 )
+
+
+def weights_or_skip(name: str) -> Path:
+    """The verified file of weights ``name``; the test is skipped when it cannot be had."""
+    try:
+        return weight_path(name)
+    except WeightsError as exc:
+        pytest.skip(f"weights {name!r} unavailable: {exc}")
 
 
 def data_file(kind: str, name: str) -> Path:

@@ -4,7 +4,8 @@ Each :class:`Case` writes one thing (a file, a folder, a FIFO, a link) with ``ma
 says what loading it must give: an image of the upright ``size`` (width, height), or an
 InputError whose reason matches ``reason``. Most images are :func:`photo`: a flat
 :data:`BASE` colour with a :data:`MARK` block at its top-left corner, so that a wrong
-orientation or colour conversion shows.
+orientation or colour conversion shows. HEIC files are written with pillow-heif
+(:func:`heif`), AVIF with Pillow's own encoder.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pillow_heif
 import tifffile
 from hypothesis import HealthCheck, settings
 from PIL import Image, ImageCms
@@ -39,7 +41,8 @@ RGB = tuple[float, float, float]
 class Case:
     """One input: its group (a row of docs/reliability.md), how to write it into a folder
     (returns the path to load), and the outcome: ``size`` or ``reason``; ``corner`` and
-    ``centre`` (when set) are the colours expected there after loading."""
+    ``centre`` (when set) are the colours expected there after loading, ``warning`` (when
+    set) a pattern one of the image's ``info["warnings"]`` matches."""
 
     group: str
     make: Callable[[Path], Path]
@@ -48,6 +51,7 @@ class Case:
     corner: RGB | None = None
     centre: RGB | None = None
     needs_non_root: bool = False
+    warning: str = ""
 
 
 def photo(width: int = WIDTH, height: int = HEIGHT) -> Image.Image:
@@ -69,6 +73,49 @@ def encode(image: Image.Image, fmt: str, **params: object) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, **params)
     return buffer.getvalue()
+
+
+def heif(image: Image.Image, *more: Image.Image, **params: object) -> bytes:
+    """``image`` (and ``more`` images after it) saved as a HEIC by pillow-heif, without
+    registering its opener with Pillow (the loader must do that itself). ``quality=-1``
+    with ``chroma=444``: as near lossless as HEVC goes."""
+    file = pillow_heif.from_pillow(image)
+    for other in more:
+        file.add_from_pillow(other)
+    buffer = io.BytesIO()
+    file.save(buffer, **params)
+    return buffer.getvalue()
+
+
+def heif_photo() -> bytes:
+    """The test photo as a near-lossless HEIC."""
+    return heif(photo(), quality=-1, chroma=444)
+
+
+def claiming_iso(data: bytes, width: int, height: int) -> bytes:
+    """A HEIC or AVIF ``data`` whose image spatial extents (``ispe``: its size in the
+    header) claim ``width`` x ``height``."""
+    patched = bytearray(data)
+    at = patched.find(b"ispe")
+    assert at > 0 and b"clap" not in patched, "an image of 64 x 64: no crop box"
+    while at > 0:
+        patched[at + 8 : at + 16] = struct.pack(">II", width, height)
+        at = patched.find(b"ispe", at + 4)
+    return bytes(patched)
+
+
+def gif_claiming(width: int, height: int) -> bytes:
+    """The test photo as a GIF whose screen descriptor claims ``width`` x ``height``."""
+    data = bytearray(encode(photo(), "GIF"))
+    data[6:10] = struct.pack("<HH", width, height)
+    return bytes(data)
+
+
+def bmp_claiming(width: int, height: int) -> bytes:
+    """The test photo as a BMP whose header claims ``width`` x ``height``."""
+    data = bytearray(encode(photo(), "BMP"))
+    data[18:26] = struct.pack("<ii", width, height)
+    return bytes(data)
 
 
 def tiff(array: np.ndarray, **params: object) -> bytes:
@@ -182,10 +229,13 @@ def random_after(magic: bytes, seed: int, length: int = 4096) -> bytes:
 
 def with_exif(image: Image.Image, fmt: str, orientation: int, **params: object) -> bytes:
     """``image`` stored for EXIF ``orientation``: the pixels as a camera in that pose
-    writes them, which that orientation turns upright again."""
+    writes them, which that orientation turns upright again. A HEIC (``fmt`` "HEIF")
+    also gets the container's rotation and mirroring for it, as a phone writes them."""
     exif = Image.Exif()
     exif[0x0112] = orientation
     stored = image.transpose(STORED[orientation]) if orientation in STORED else image
+    if fmt == "HEIF":
+        return heif(stored, exif=exif.tobytes(), **params)
     return encode(stored, fmt, exif=exif, **params)
 
 
@@ -275,6 +325,16 @@ def _animated_gif() -> bytes:
     return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100)
 
 
+def _animated_avif() -> bytes:
+    frames = [photo(), photo().rotate(180)]
+    return encode(frames[0], "AVIF", save_all=True, append_images=frames[1:], quality=100)
+
+
+def _two_image_heic() -> bytes:
+    """A HEIC of two images whose second is the primary one (the one a viewer shows)."""
+    return heif(photo().rotate(180), photo(), quality=-1, chroma=444, primary_index=1)
+
+
 def _pages(dtype: type, scale: float) -> bytes:
     buffer = io.BytesIO()
     with tifffile.TiffWriter(buffer) as writer:
@@ -319,9 +379,19 @@ def _broken_exif_jpeg() -> bytes:
     return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(junk) + 2) + junk + jpeg[2:]
 
 
+HEIC_FTYP = struct.pack(">I", 24) + b"ftypheic" + b"\0\0\0\0" + b"mif1heic"
+AVIF_FTYP = struct.pack(">I", 28) + b"ftypavif" + b"\0\0\0\0" + b"avifmif1miaf"
+
+
 def _heic() -> bytes:
-    ftyp = struct.pack(">I", 24) + b"ftypheic" + b"\0\0\0\0" + b"mif1heic"
-    return ftyp + struct.pack(">I", 16) + b"meta" + b"\0" * 8
+    """A HEIC's file type box and an empty ``meta`` box: no image."""
+    return HEIC_FTYP + struct.pack(">I", 16) + b"meta" + b"\0" * 8
+
+
+def _mp4() -> bytes:
+    """The start of an MP4 video: an ISO media file, like HEIC, of another brand."""
+    ftyp = struct.pack(">I", 24) + b"ftypisom" + b"\0\0\2\0" + b"isomiso2"
+    return ftyp + struct.pack(">I", 8) + b"free" + struct.pack(">I", 16) + b"mdat" + b"\0" * 8
 
 
 def _pdf() -> bytes:
@@ -354,6 +424,10 @@ def _noise_files() -> dict[str, Callable[[], bytes]]:
         "png": lambda: encode(noise(), "PNG"),
         "webp": lambda: encode(noise(), "WEBP", quality=90),
         "tif": lambda: encode(noise(), "TIFF"),
+        "heic": lambda: heif(noise(), quality=90),
+        "avif": lambda: encode(noise(), "AVIF", quality=90),
+        "bmp": lambda: encode(noise(), "BMP"),
+        "gif": lambda: encode(noise(), "GIF"),
     }
 
 
@@ -366,7 +440,11 @@ CUTS: dict[str, Callable[[int], int]] = {
 }
 TRUNCATED = r"damaged or truncated|cannot decode|not a readable image"
 """What a file cut short is refused with (which one depends on where the cut falls)."""
-NOT_IMAGE = r"not a readable image \(not a JPEG, PNG, WebP or TIFF file\)"
+READS = r"JPEG, PNG, WebP, TIFF, HEIC/HEIF, AVIF, BMP and GIF"
+"""What a refusal of a file of another kind says this tool reads."""
+NOT_IMAGE = (
+    r"not a readable image \(not a JPEG, PNG, WebP, TIFF, HEIC/HEIF, AVIF, BMP or GIF file\)"
+)
 ALL_OK = {"corner": MARK, "centre": BASE}
 """What a lossless conversion of :func:`photo` gives back."""
 
@@ -386,8 +464,14 @@ def _truncation_cases() -> dict[str, Case]:
     return cases
 
 
-LOADS_WHOLE = {("png", "all but 1 byte")}
-"""Cuts that leave an image whole: a PNG's last byte is the end chunk's checksum."""
+LOADS_WHOLE = {("png", "all but 1 byte"), ("gif", "all but 1 byte")}
+"""Cuts that leave an image whole: a PNG's last byte is the end chunk's checksum, a GIF's
+its trailer."""
+
+
+RANDOM_HEADER = r"not a readable image|cannot decode|truncated|decompression bomb|over the limit"
+"""What random bytes after a magic number are refused with (random sizes in a GIF's or a
+BMP's header may claim billions of pixels)."""
 
 
 def _magic_cases() -> dict[str, Case]:
@@ -397,12 +481,16 @@ def _magic_cases() -> dict[str, Case]:
         "webp": b"RIFF\0\x10\0\0WEBPVP8 ",
         "tif": b"II*\0",
         "tiff": b"MM\0*",
+        "heic": HEIC_FTYP,
+        "avif": AVIF_FTYP,
+        "bmp": b"BM",
+        "gif": b"GIF89a",
     }
     return {
         f"random bytes after {ext} magic #{seed}": Case(
             "random bytes with a valid magic number",
             file(f"random.{ext}", lambda magic=magic, seed=seed: random_after(magic, seed)),
-            reason=r"not a readable image|cannot decode|truncated",
+            reason=RANDOM_HEADER,
         )
         for ext, magic in magics.items()
         for seed in range(3)
@@ -426,6 +514,21 @@ def _size_cases() -> dict[str, Case]:
         "png claiming 10000 x 10000 (Pillow warns)": Case(
             group, file("big.png", lambda: png_claiming(10_000, 10_000)), reason=over
         ),
+        "heic claiming 100000 x 100000": Case(
+            group, file("huge.heic", lambda: claiming_iso(_heic64(), 100_000, 100_000)), reason=bomb
+        ),
+        "heic claiming 10000 x 10000": Case(
+            group, file("big.heic", lambda: claiming_iso(_heic64(), 10_000, 10_000)), reason=over
+        ),
+        "avif claiming 10000 x 10000": Case(
+            group, file("big.avif", lambda: claiming_iso(_avif64(), 10_000, 10_000)), reason=over
+        ),
+        "gif claiming 65535 x 65535": Case(
+            group, file("huge.gif", lambda: gif_claiming(65_535, 65_535)), reason=bomb
+        ),
+        "bmp claiming 100000 x 100000": Case(
+            group, file("huge.bmp", lambda: bmp_claiming(100_000, 100_000)), reason=bomb
+        ),
         "png bomb: 9000 x 9000 of zeros in 80 kB": Case(
             group, file("bomb.png", lambda: png_bomb(9000)), reason=over
         ),
@@ -446,6 +549,14 @@ CHUNK_BOMB = r"not a readable image \(Decompressed data too large"
 """Pillow refuses a PNG whose metadata would decompress to over 1 MB."""
 
 
+def _heic64() -> bytes:
+    return heif(photo(64, 64), quality=90)
+
+
+def _avif64() -> bytes:
+    return encode(photo(64, 64), "AVIF", quality=90)
+
+
 def _zeros(megabytes: int) -> bytes:
     packer = zlib.compressobj(9)
     block = b"\0" * 1_000_000
@@ -455,12 +566,36 @@ def _zeros(megabytes: int) -> bytes:
 def _frames_cases() -> dict[str, Case]:
     group = "animations and pages"
     return {
-        "animated gif": Case(group, file("anim.gif", _animated_gif), reason="GIF is not supported"),
+        "animated gif (first frame)": Case(
+            group,
+            file("anim.gif", _animated_gif),
+            (WIDTH, HEIGHT),
+            warning=ANIMATION.format(2),
+            **ALL_OK,
+        ),
         "animated png (first frame)": Case(
-            group, file("anim.png", _apng), (WIDTH, HEIGHT), **ALL_OK
+            group, file("anim.png", _apng), (WIDTH, HEIGHT), warning=ANIMATION.format(3), **ALL_OK
         ),
         "animated webp (first frame)": Case(
-            group, file("anim.webp", _animated_webp), (WIDTH, HEIGHT), **ALL_OK
+            group,
+            file("anim.webp", _animated_webp),
+            (WIDTH, HEIGHT),
+            warning=ANIMATION.format(2),
+            **ALL_OK,
+        ),
+        "animated avif (first frame)": Case(
+            group,
+            file("anim.avif", _animated_avif),
+            (WIDTH, HEIGHT),
+            warning=ANIMATION.format(2),
+            **ALL_OK,
+        ),
+        "heic of two images (the primary one)": Case(
+            group,
+            file("two.heic", _two_image_heic),
+            (WIDTH, HEIGHT),
+            warning="holds 2 images; its primary one was read",
+            **ALL_OK,
         ),
         "multi-page tiff (first page)": Case(
             group, file("pages.tif", lambda: _pages(np.uint8, 255)), (WIDTH, HEIGHT), **ALL_OK
@@ -469,6 +604,9 @@ def _frames_cases() -> dict[str, Case]:
             group, file("pages16.tif", lambda: _pages(np.uint16, 65535)), (WIDTH, HEIGHT), **ALL_OK
         ),
     }
+
+
+ANIMATION = "an animation of {} frames; its first frame was read"
 
 
 def _mode_cases() -> dict[str, Case]:
@@ -631,6 +769,34 @@ def _mode_cases() -> dict[str, Case]:
         "grey jpeg": Case(
             group, file("grey.jpg", lambda: encode(photo().convert("L"), "JPEG")), (WIDTH, HEIGHT)
         ),
+        "heic": Case(group, file("phone.heic", heif_photo), (WIDTH, HEIGHT), **ALL_OK),
+        "heic named .jpg": Case(group, file("phone.jpg", heif_photo), (WIDTH, HEIGHT), **ALL_OK),
+        "rgba heic": Case(
+            group,
+            file("rgba.heic", lambda: heif(photo().convert("RGBA"), quality=-1, chroma=444)),
+            (WIDTH, HEIGHT),
+            **ALL_OK,
+        ),
+        "avif": Case(
+            group,
+            file("photo.avif", lambda: encode(photo(), "AVIF", quality=100)),
+            (WIDTH, HEIGHT),
+            **ALL_OK,
+        ),
+        "bmp": Case(
+            group, file("old.bmp", lambda: encode(photo(), "BMP")), (WIDTH, HEIGHT), **ALL_OK
+        ),
+        "grey bmp": Case(
+            group, file("grey.bmp", lambda: encode(photo().convert("L"), "BMP")), (WIDTH, HEIGHT)
+        ),
+        "static gif": Case(
+            group, file("still.gif", lambda: encode(photo(), "GIF")), (WIDTH, HEIGHT), **ALL_OK
+        ),
+        "gif with transparency": Case(
+            group,
+            file("clear.gif", lambda: encode(photo().convert("P"), "GIF", transparency=0)),
+            (WIDTH, HEIGHT),
+        ),
     }
     return cases
 
@@ -726,6 +892,21 @@ def _orientation_cases() -> dict[str, Case]:
         "broken EXIF block": Case(
             group, file("bad-exif.jpg", _broken_exif_jpeg), (WIDTH, HEIGHT), **ALL_OK
         ),
+        "avif orientation 8": Case(
+            group,
+            file("o8.avif", lambda: with_exif(photo(), "AVIF", 8, quality=100)),
+            (WIDTH, HEIGHT),
+            **ALL_OK,
+        ),
+    }
+    cases |= {
+        f"heic orientation {o}": Case(
+            group,
+            file(f"o{o}.heic", lambda o=o: with_exif(photo(), "HEIF", o, quality=-1, chroma=444)),
+            (WIDTH, HEIGHT),
+            **ALL_OK,
+        )
+        for o in (3, 5, 6, 8)
     }
     return cases
 
@@ -750,19 +931,20 @@ def _foreign_cases() -> dict[str, Case]:
         "svg": Case(
             group,
             file("drawing.svg", lambda: SVG),
-            reason=r"an SVG drawing; this tool reads JPEG, PNG, WebP and TIFF",
+            reason=rf"an SVG drawing; this tool reads {READS}",
         ),
         "svg named .png": Case(
             group,
             file("drawing.png", lambda: SVG),
-            reason=r"an SVG drawing; this tool reads JPEG, PNG, WebP and TIFF",
+            reason=rf"an SVG drawing; this tool reads {READS}",
         ),
-        "heic": Case(
-            group, file("phone.heic", _heic), reason=r"a HEIC/HEIF/AVIF image; this tool reads"
+        "heic without an image": Case(
+            group, file("empty.heic", _heic), reason=r"a damaged or truncated HEIC/HEIF file"
         ),
-        "heic named .jpg": Case(
-            group, file("phone.jpg", _heic), reason=r"a HEIC/HEIF/AVIF image; this tool reads"
+        "heic without an image, named .jpg": Case(
+            group, file("empty.jpg", _heic), reason=r"a damaged or truncated HEIC/HEIF file"
         ),
+        "mp4 named .heic": Case(group, file("video.heic", _mp4), reason=NOT_IMAGE),
         "pdf": Case(group, file("scan.pdf", _pdf), reason=r"a PDF document; this tool reads"),
         "pdf named .jpg": Case(
             group, file("scan.jpg", _pdf), reason=r"a PDF document; this tool reads"
@@ -773,11 +955,10 @@ def _foreign_cases() -> dict[str, Case]:
         "html named .png": Case(
             group, file("page.png", lambda: b"<html><body>x</body></html>"), reason=NOT_IMAGE
         ),
-        "static gif": Case(
-            group, file("still.gif", lambda: encode(photo(), "GIF")), reason="GIF is not supported"
-        ),
-        "bmp": Case(
-            group, file("old.bmp", lambda: encode(photo(), "BMP")), reason="BMP is not supported"
+        "icon": Case(
+            group,
+            file("favicon.ico", lambda: encode(photo(), "ICO")),
+            reason=rf"format ICO is not supported \({READS.replace(' and ', ' or ')}\)",
         ),
     }
 

@@ -166,8 +166,9 @@ def test_gatys_family_uses_neural_style_and_crowson_its_own() -> None:
         assert (settings.convention, settings.calibration, settings.init) == (
             "neural-style",
             "none",
-            "mean",
+            "content",
         )
+        assert resolve_settings(method, {"paper_exact": True}).init == "mean"  # the papers'
         assert settings.backbone == "vgg19-caffe" and settings.tv_weight == 1e-3
     assert (
         resolve_settings("gatys-plus").style_weight == 20 * resolve_settings("gatys").style_weight
@@ -183,7 +184,7 @@ def test_gatys_family_uses_neural_style_and_crowson_its_own() -> None:
 
 
 def test_mean_start_is_the_backbones_zero_input() -> None:
-    settings = resolve_settings("gatys")
+    settings = resolve_settings("gatys", {"init": "mean"})
     content = torch.rand(1, 3, 20, 30)
     start = initial_image(settings, content, [content])
     assert start.shape == content.shape

@@ -73,6 +73,21 @@ def test_collect_pairs_manifest_and_clashes(tmp_path):
         collect(f"{photos}/**/photo0.png", str(styles), "gatys", {})
 
 
+def test_a_folder_of_phone_photos_and_old_formats(tmp_path):
+    """HEIC, AVIF, BMP and GIF files in a folder are inputs too; other files are not."""
+    photos, styles = images(tmp_path)
+    for name in ("phone.HEIC", "phone2.heif", "new.avif", "old.bmp", "anim.gif"):
+        (photos / name).write_bytes(b"")  # collecting looks at names only
+    (photos / "notes.txt").write_text("not a photo")
+    (photos / "clip.mov").write_bytes(b"")
+    jobs = collect(str(photos), str(styles), "gatys", {})
+    contents = sorted({job.content.name for job in jobs})
+    assert contents == sorted(
+        ["anim.gif", "new.avif", "old.bmp", "phone.HEIC", "phone2.heif"]
+        + [f"photo{i}.png" for i in range(3)]
+    )
+
+
 def test_bad_arguments_exit_2(tmp_path, capsys):
     photos, styles = images(tmp_path)
     out = tmp_path / "out"
@@ -83,6 +98,7 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
     assert main(["batch", str(photos), str(styles), "-o", str(out), "--workers", "0"]) == 2
 
 
+@pytest.mark.slow
 def test_killed_halfway_resumes_and_corrupt_photo_fails_alone(tmp_path):
     photos, styles = images(tmp_path)
     (photos / "broken.png").write_bytes(b"not an image")

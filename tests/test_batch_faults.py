@@ -25,6 +25,10 @@ from portrait_stylize.checkpoint import checkpoint_path
 from portrait_stylize.errors import InputError
 
 from .test_batch import images, statuses
+from .test_batch_chaos import DriverChaos, run_with_driver_kills
+from .web_server import save_figures
+
+pytestmark = pytest.mark.slow
 
 RAY = str(Path(sys.executable).parent / "ray")
 LONG = {
@@ -162,3 +166,15 @@ def test_one_batch_per_folder_and_a_locked_store(tmp_path):
         _, err = first.communicate(timeout=900)
     assert first.returncode == 4, err
     assert sum(status == "done" for status, _, _ in statuses(out).values()) == 6
+
+
+def test_ray_driver_killed_then_run_again(tmp_path, cluster):
+    """The driver killed (SIGKILL, it alone) with jobs done and others on the actors: the
+    cluster drops its actors, and running the batch again does only what is left."""
+    address, env = cluster
+    options = ("--executor", "ray", "--workers", "2", "--ray-address", address)
+    figures = run_with_driver_kills(
+        tmp_path, DriverChaos(photos=6, styles=3, kills_at=(0.2,)), options, env
+    )
+    save_figures("batch-chaos-ray", figures)
+    assert figures["driver_kills"] == 1 and figures["runs"] == 2

@@ -225,6 +225,7 @@ def test_full_disk_while_writing_the_result_keeps_the_old_one(result, small_disk
     assert _saved(small_disk) == before and parts(small_disk) == []
 
 
+@pytest.mark.slow
 def test_full_disk_while_writing_a_checkpoint(result, small_disk, capsys):
     _, content, style = result
     out = small_disk / "out.png"

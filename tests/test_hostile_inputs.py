@@ -32,6 +32,7 @@ from .hostile import (
     RGB,
     WIDTH,
     encode,
+    heif,
     photo,
     tiff,
     with_exif,
@@ -70,6 +71,8 @@ def test_loader(corpus: dict[str, Path], name: str) -> None:
             return
         image = load_image(path)
     assert image.size == case.size
+    if case.warning:
+        assert any(re.search(case.warning, w) for w in image.info["warnings"]), image.info
     rgb = image.rgb
     assert torch.isfinite(rgb).all() and rgb.min() >= 0 and rgb.max() <= 1
     for expected, (row, column) in ((case.corner, (2, 2)), (case.centre, (16, 24))):
@@ -86,6 +89,10 @@ DAMAGEABLE = {
     "deflate.tif": lambda: encode(photo(), "TIFF", compression="tiff_deflate"),
     "16-bit.tif": lambda: tiff(np.asarray(photo(), np.uint16) * 257, photometric="rgb"),
     "float.tif": lambda: tiff(np.asarray(photo(), np.float32) / 255, photometric="rgb"),
+    "heic": lambda: heif(photo(), quality=90),
+    "avif": lambda: encode(photo(), "AVIF", quality=90),
+    "bmp": lambda: encode(photo(), "BMP"),
+    "gif": lambda: encode(photo(), "GIF"),
 }
 """Good files of each kind the loader reads (and each way it reads TIFF), to damage."""
 
@@ -141,6 +148,7 @@ def test_cli_refuses_each_unreadable_file(
 
 CLI_SAMPLE = [
     "jpg cut: half",
+    "heic cut: half",
     "non-UTF-8 name, not an image",
     "304-byte name",
     "png claiming 10000 x 10000 (Pillow warns)",

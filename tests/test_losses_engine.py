@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -280,7 +281,7 @@ def test_lbfgs_history_fits_its_memory_budget() -> None:
 
 def test_progress_bar_moves_to_the_next_stage_when_a_stage_ends_early() -> None:
     from portrait_stylize.callbacks import ProgressBar
-    from portrait_stylize.engine import Step
+    from portrait_stylize.events import Step
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
@@ -330,4 +331,55 @@ def test_terms_drawing_per_step_are_told_the_step_and_a_resumed_stage_repeats_th
     term.steps.clear()
     resumed = optimise(start, objective, resume=saved[0], **run)
     assert term.steps == [4, 5, 6]
+    torch.testing.assert_close(resumed.image, full.image, atol=0, rtol=0)
+
+
+class Counted(Quadratic):
+    """Quadratic that counts its evaluations."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, features, image):
+        self.calls += 1
+        return super().forward(features, image)
+
+
+def test_a_reused_term_runs_every_n_steps_with_its_last_gradient_between(tiny_extractor) -> None:
+    term = Counted()
+    term.every = 3
+    objective = Objective(tiny_extractor, [term])
+    start = torch.full((1, 3, 8, 8), 0.8)
+    gradients = []
+    for step in (1, 2, 3):
+        objective.at_step(step)
+        pixels = (start - 0.1 * step).requires_grad_(True)
+        loss, _ = objective(pixels)
+        loss.backward()
+        gradients.append(pixels.grad)
+    assert term.calls == 2  # step 1 (nothing kept yet) and step 3 (a multiple of 3)
+    torch.testing.assert_close(gradients[1], gradients[0])  # step 2 reuses step 1's
+    torch.testing.assert_close(gradients[2], 2 * (start - 0.3 - 0.3))  # step 3: fresh
+    assert float(loss.detach()) == pytest.approx(float((start - 0.6).pow(2).sum()))
+
+
+def test_a_resumed_stage_continues_a_reused_term_exactly(tiny_extractor) -> None:
+    term = Noisy()
+    term.every = 4
+    objective = Objective(tiny_extractor, [term])
+    start = torch.full((1, 3, 8, 8), 0.8)
+    run = dict(iterations=6, optimizer="adam", lr=0.05, ema_decay=0.9)
+    saved = []
+    save = lambda state: saved.append(copy.deepcopy(state))  # noqa: E731
+    full = optimise(start, objective, checkpoint=save, checkpoint_every=2, **run)
+    assert set(saved[0].kept) == {"quadratic"}  # after step 2: step 1's, reused at step 3
+    fresh = optimise(
+        start,
+        Objective(tiny_extractor, [term]),
+        resume=replace(copy.deepcopy(saved[0]), kept={}),
+        **run,
+    )
+    assert not torch.equal(fresh.image, full.image)  # without it step 3 would differ
+    resumed = optimise(start, Objective(tiny_extractor, [term]), resume=saved[0], **run)
     torch.testing.assert_close(resumed.image, full.image, atol=0, rtol=0)

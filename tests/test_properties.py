@@ -262,7 +262,7 @@ def test_blend_weights_must_fit_the_styles(tmp_path: Path, styles: int, weights:
 
 def test_empty_style_lists(tmp_path: Path) -> None:
     code, err = cli(tmp_path, styles=0)
-    assert code == 2 and "required: style" in err
+    assert code == 2 and "required: PAINTING" in err
     code, err = cli(tmp_path, "--style-layers")
     assert code == 2 and "argument --style-layers: expected at least one argument" in err
     with pytest.raises(SettingsError, match="style_layers needs at least one layer"):

@@ -20,27 +20,30 @@ from portrait_stylize import models, stylize
 from portrait_stylize.callbacks import ProgressBar
 from portrait_stylize.checkpoint import checkpoint_path
 from portrait_stylize.cli import main
-from portrait_stylize.engine import (
-    CancelToken,
-    FacesFound,
-    StageFinished,
-    StageStarted,
-    Step,
-    StopReason,
-    WeightsLoading,
-)
 from portrait_stylize.errors import (
     OUTCOMES,
     UNEXPECTED,
     Cancelled,
     DeviceError,
+    ExtraMissing,
     InputError,
     PortraitStylizeError,
     SettingsError,
     WeightsError,
     outcome,
 )
-from portrait_stylize.images import ImageError, load_image
+from portrait_stylize.events import (
+    CancelToken,
+    Estimated,
+    FacesFound,
+    MachineMeasuring,
+    StageFinished,
+    StageStarted,
+    Step,
+    StopReason,
+    WeightsLoading,
+)
+from portrait_stylize.images import load_image
 from portrait_stylize.methods import resolve_settings
 from portrait_stylize.weights import registry
 
@@ -83,6 +86,7 @@ def test_every_error_class_has_an_exit_code_and_http_status() -> None:
         SettingsError: (2, 400),
         WeightsError: (3, 503),
         DeviceError: (2, 503),
+        ExtraMissing: (2, 501),
         Cancelled: (130, 409),
     }
     assert {cls: (o.exit_code, o.http_status) for cls, o in OUTCOMES.items()} == expected
@@ -90,8 +94,8 @@ def test_every_error_class_has_an_exit_code_and_http_status() -> None:
         assert outcome(cls("x")) == OUTCOMES[cls] and issubclass(cls, PortraitStylizeError)
     assert outcome(ValueError("a bug")) == UNEXPECTED
     assert (UNEXPECTED.exit_code, UNEXPECTED.http_status) == (1, 500)
-    # old names and `except ValueError` callers keep working
-    assert ImageError is InputError and registry.WeightsError is WeightsError
+    # `except ValueError` callers keep working
+    assert registry.WeightsError is WeightsError
     assert issubclass(SettingsError, ValueError) and issubclass(InputError, ValueError)
     with pytest.raises(SettingsError, match="unknown method"):
         resolve_settings("picasso")
@@ -206,11 +210,11 @@ def test_a_second_run_in_a_process_loads_and_hashes_nothing(pair, monkeypatch) -
     monkeypatch.setattr(registry, "file_digest", counting_digest)
     monkeypatch.setattr(registry, "weight_path", counting_path)
     first_events, second_events = Events(), Events()
-    first = stylize(*pair, size=32, iterations=1, callbacks=[first_events])
+    first = stylize(*pair, "gatys", size=32, iterations=1, callbacks=[first_events])
     assert calls["hash"] >= 1 and calls["load"] >= 1
     assert [e.names for e in first_events.of(WeightsLoading)] == [("vgg19-caffe",)]
     seen = dict(calls)
-    second = stylize(*pair, size=32, iterations=1, callbacks=[second_events])
+    second = stylize(*pair, "gatys", size=32, iterations=1, callbacks=[second_events])
     assert calls == seen and not second_events.of(WeightsLoading)
     assert first.record["weights"] == second.record["weights"]
     spec = registry.get_spec("vgg19-caffe")
@@ -239,8 +243,13 @@ def test_the_record_lists_every_network_used_and_faces_are_reported() -> None:
         assert entry["file"] == spec.filename and entry["sha256"] == spec.sha256
     (found,) = events.of(FacesFound)
     assert len(found.boxes) == 1 and found.boxes == result.record["faces"]
-    kinds = [type(e).__name__ for e in events.events if not isinstance(e, WeightsLoading)]
-    assert kinds == ["FacesFound", "StageStarted", "Step", "StageFinished"]
+    once = WeightsLoading | MachineMeasuring  # only where not done before in this process
+    kinds = [type(e).__name__ for e in events.events if not isinstance(e, once)]
+    assert kinds == ["FacesFound", "Estimated", "StageStarted", "Step", "StageFinished"]
+    (estimate,) = events.of(Estimated)
+    assert len(estimate.stages) == 1 and estimate.seconds > 0
+    assert result.record["estimated_s"] == round(estimate.seconds, 1)
+    assert result.record["layout"] in ("nchw", "channels-last")
 
 
 # -- progress without a terminal ----------------------------------------------------------------
@@ -265,7 +274,7 @@ def test_progress_is_a_plain_line_every_few_seconds_without_a_terminal() -> None
     assert lines == [
         "scale 1/2 12x8: 10 steps",
         "scale 1/2 12x8 step 1/15 loss=2.5 style=1.5 eta 0 s",
-        "scale 1/2 12x8 step 6/15 loss=2.5 style=1.5 eta 8 s",
+        "scale 1/2 12x8 step 6/15 loss=2.5 style=1.5 eta 9 s",
         "scale 1/2 done: 10 steps in 10.0 s, loss=2.5",
         "loading vgg16-hed on cpu",
         "scale 2/2 12x8 step 11/15 loss=1 eta 4 s",
@@ -281,6 +290,7 @@ def test_progress_is_a_plain_line_every_few_seconds_without_a_terminal() -> None
 # -- checkpoints and resume -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("method", "settings", "planned"),
     [

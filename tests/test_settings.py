@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from portrait_stylize import stylize
-from portrait_stylize.cli import build_parser, main
+from portrait_stylize.cli import EVERYDAY, build_parser, main
 from portrait_stylize.errors import SettingsError
 from portrait_stylize.methods import (
     GROUPS,
@@ -35,7 +35,9 @@ def test_every_setting_is_a_cli_option_of_its_group_and_type() -> None:
         for group in parser._action_groups
     }
     for name, spec in SPECS.items():
-        action = by_group[f"{spec.group} options"][name]
+        group = "everyday" if name in EVERYDAY else spec.group
+        action = by_group[f"{group} options"][name]
+        assert sum(name in actions for actions in by_group.values()) == 1
         assert action.option_strings == ["--" + name.replace("_", "-")]
         assert spec.help in action.help
         kind = KINDS[name]
@@ -47,17 +49,22 @@ def test_every_setting_is_a_cli_option_of_its_group_and_type() -> None:
     args = parser.parse_args([*inputs, *options, *more])
     assert args.size == 64 and args.style_layer_weights == [1.0, 2.0] and args.paper_exact
     assert args.content_layers == ["relu3_1", "relu4_2"] and args.lr == 0.5
-    assert args.iterations is None and args.method == "gatys"
+    assert args.iterations is None and args.method == "portrait-painting"
 
 
 def test_help_is_grouped_by_concern(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["--help"])
     text = capsys.readouterr().out
-    titles = [text.index(f"\n{group} options:") for group in GROUPS]
-    assert titles == sorted(titles)
+    assert text.startswith(
+        "usage: portrait-stylize PHOTO PAINTING [PAINTING ...] -o OUT [options]\n"
+    )
+    titles = [text.index(f"\n{group} options:") for group in ("everyday", *GROUPS)]
+    assert titles == sorted(titles) and text.index("\nsubcommands") < titles[1]
+    everyday = text[titles[0] : titles[1]]
+    assert all(flag in everyday for flag in ("--method", "--size", "--identity", "--seed", "-q"))
     faces = text[text.index("\nfaces options:") : text.index("\noutput options:")]
-    assert "--identity" in faces and "--face-weight" in faces and "--size" not in faces
+    assert "--face-weight" in faces and "--identity" not in faces and "--size" not in faces
     assert "--optimizer {lbfgs,adam}" in text
     assert "--resume" in text[text.index("\nrun options:") :]
 

@@ -1,6 +1,6 @@
 """The torch replay of the MediaPipe TFLite models against the TFLite interpreter.
 
-Reference: ``ai_edge_litert`` (the TFLite runtime on PyPI), batch 1, float32 NHWC.
+Reference: ``ai_edge_litert`` (the TFLite runtime, a dev dependency), batch 1, float32 NHWC.
 Inputs are real face crops and photos (examples/, and ../shared/data where needed).
 """
 
@@ -20,9 +20,9 @@ from PIL import Image
 from portrait_stylize.nets import tflite as tflite_executor
 from portrait_stylize.nets.mediapipe import load_mediapipe
 from portrait_stylize.nets.tflite import TFLiteModule, UnsupportedOperatorError, tflite_state_dict
-from portrait_stylize.weights import WeightsError, load_state_dict, weight_path
+from portrait_stylize.weights import load_state_dict
 
-from .conftest import data_file, needs_photos
+from .conftest import data_file, needs_photos, weights_or_skip
 
 try:
     from ai_edge_litert.interpreter import Interpreter
@@ -40,13 +40,6 @@ FACE_CROPS = {
     "closeup_portrait.jpg": (60, 250, 660),
 }
 PHOTOS = ("astronaut.jpg", "grace_hopper.jpg", "closeup_portrait.jpg", "group_six_faces.jpg")
-
-
-def _path(name: str) -> Path:
-    try:
-        return weight_path(name)
-    except WeightsError as exc:
-        pytest.skip(f"weights {name!r} unavailable: {exc}")
 
 
 def _photo(name: str) -> torch.Tensor:
@@ -107,7 +100,7 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_facemesh_matches_tflite() -> None:
     model = load_mediapipe("facemesh")
     crops = _face_crops(192)
-    ref = _reference(_path("facemesh"), crops)
+    ref = _reference(weights_or_skip("facemesh"), crops)
     with torch.no_grad():
         landmarks, presence = model(crops)
     assert landmarks.shape == (3, 468, 3) and presence.shape == (3,)
@@ -122,7 +115,7 @@ def test_facemesh_matches_tflite() -> None:
 def test_blazeface_matches_tflite() -> None:
     model = load_mediapipe("blazeface")
     images = torch.cat([_face_crops(128), _photos((128, 128))])
-    ref = _reference(_path("blazeface"), images * 2 - 1)
+    ref = _reference(weights_or_skip("blazeface"), images * 2 - 1)
     with torch.no_grad():
         regressors, logits = model(images)
     assert regressors.shape == (7, 896, 16) and logits.shape == (7, 896)
@@ -139,7 +132,7 @@ def test_blazeface_matches_tflite() -> None:
 def test_selfie_segmentation_matches_tflite(name: str, size: tuple[int, int]) -> None:
     model = load_mediapipe(name)
     images = _photos(size)
-    (ref,) = _reference(_path(name), images).values()
+    (ref,) = _reference(weights_or_skip(name), images).values()
     with torch.no_grad():
         mask = model(images)
     assert mask.shape == (4, 1, *size)
@@ -256,7 +249,7 @@ def test_gradient_matches_finite_differences(name: str, size: tuple[int, int]) -
     [("facemesh", "PRELU"), ("selfie-segmentation", "CUSTOM:Convolution2DTransposeBias")],
 )
 def test_unsupported_operator_is_named(name: str, op: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = _path(name)
+    path = weights_or_skip(name)
     monkeypatch.delitem(tflite_executor.OP_BUILDERS, op)
     with pytest.raises(UnsupportedOperatorError, match=f"operator {op} "):
         TFLiteModule(path)
@@ -268,13 +261,13 @@ def test_unknown_model_name() -> None:
 
 
 def test_wrong_input_shape_is_reported() -> None:
-    model = TFLiteModule(_path("facemesh"))
+    model = TFLiteModule(weights_or_skip("facemesh"))
     with pytest.raises(ValueError, match=r"expected \(B, 3, 192, 192\)"):
         model(torch.zeros(1, 3, 128, 128))
 
 
 def test_state_dict_holds_dequantised_weights() -> None:
-    state = tflite_state_dict(_path("facemesh"))
+    state = tflite_state_dict(weights_or_skip("facemesh"))
     assert len(state) == 113  # every fp16 constant behind a DEQUANTIZE
     assert all(v.dtype == torch.float32 for v in state.values())
     assert state["conv2d_21/Kernel"].shape == (1404, 3, 3, 32)  # OHWI
@@ -282,7 +275,7 @@ def test_state_dict_holds_dequantised_weights() -> None:
     registry = load_state_dict("facemesh")  # the converter declared in the catalogue
     assert registry.keys() == state.keys()
     # The module holds the same values, transposed to OIHW.
-    module = TFLiteModule(_path("facemesh"))
+    module = TFLiteModule(weights_or_skip("facemesh"))
     weights = [b for n, b in module.named_buffers() if n.endswith("weight")]
     assert any(torch.equal(w, state["conv2d_21/Kernel"].permute(0, 3, 1, 2)) for w in weights)
 

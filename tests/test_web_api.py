@@ -8,14 +8,25 @@ import json
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 import tifffile
+import torch
 from PIL import Image
+
+from portrait_stylize import machine, models
+from portrait_stylize.features import BACKBONES, FeatureExtractor, relu_layers
+from portrait_stylize.methods import DEFAULT_METHOD, resolve_settings
+from portrait_stylize.nets.vgg import VGGTrunk
+from portrait_stylize.web import estimate
+from portrait_stylize.web.app import ServerConfig, create_app
+from portrait_stylize.web.settings import Limits, form_schema
 
 from .web_server import EXAMPLES, PAINTING, PHOTO, TINY, Server, stored_files, submit, wait_for
 
@@ -51,7 +62,7 @@ def test_a_job_runs_and_serves_its_result(server: Server) -> None:
         created = submit(client, TINY)
         assert created.status_code == 201, created.text
         job = created.json()["id"]
-        again = submit(client, {**TINY, "method": "gatys"})  # the same job, spelled out
+        again = submit(client, {**TINY, "seed": 0})  # the same job, spelled out
         assert again.status_code == 200 and again.json() == {"id": job}
 
         state = wait_for(client, job)
@@ -79,7 +90,8 @@ def test_a_job_runs_and_serves_its_result(server: Server) -> None:
         events = _events(client, job)
         kinds = [kind for _, kind, _ in events]
         assert kinds[:2] == ["queued", "started"] and kinds[-1] == "done"
-        assert {"stage", "progress"} <= set(kinds)
+        assert {"estimate", "stage", "progress"} <= set(kinds)
+        assert kinds.index("estimate") < kinds.index("stage")
         progress = [data for _, kind, data in events if kind == "progress"][-1]
         assert (progress["stage"], progress["step"], progress["steps"]) == (1, 3, 3)
         middle = events[len(events) // 2][0]
@@ -94,7 +106,7 @@ def test_a_job_runs_and_serves_its_result(server: Server) -> None:
 
 def test_cancel_and_delete(server: Server) -> None:
     with server.client() as client:
-        job = submit(client, {"size": 48, "iterations": 2000, "seed": 5}).json()["id"]
+        job = submit(client, {**TINY, "size": 48, "iterations": 2000, "seed": 5}).json()["id"]
         running = wait_for(client, job, ("running",))
         assert running["status"] == "running"
         assert client.delete(f"/api/jobs/{job}").status_code == 409
@@ -253,3 +265,81 @@ def test_instant_preview(server: Server) -> None:
         missing = client.post("/api/instant", files=only_photo)
         assert missing.status_code == 400 and missing.json()["error"].startswith("style")
         assert list((server.data / "tmp").iterdir()) == []
+
+
+def _estimate(
+    client: Any, settings: dict[str, Any], width: int = 512, height: int = 512, faces: int = 1
+) -> httpx.Response:
+    """POST /api/estimate for ``settings`` and a photo of this size and faces."""
+    body = {"settings": settings, "width": width, "height": height, "faces": faces}
+    return client.post("/api/estimate", json=body)
+
+
+def test_estimate_before_and_after_the_machine_is_measured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In process, on an empty cache: no figure until the machine is measured, then the
+    library's plan for the photo's size and faces; a feed-forward method is a second."""
+    monkeypatch.setenv("PORTRAIT_STYLIZE_HOME", str(tmp_path / "home"))
+    assert form_schema(Limits())["default_method"] == DEFAULT_METHOD == "portrait-painting"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Starlette's on the httpx it is built on
+        from fastapi.testclient import TestClient
+    client = TestClient(create_app(ServerConfig(tmp_path / "data")))
+    unmeasured = _estimate(client, {})
+    assert unmeasured.status_code == 200, unmeasured.text
+    assert unmeasured.json() == {"seconds": None, "stages": [], "measured": False}
+    instant = _estimate(client, {"method": "instant", "size": 1024}).json()
+    assert instant == {"seconds": 1.0, "stages": [1.0], "measured": False}
+
+    painting = resolve_settings(DEFAULT_METHOD)
+    cpu = torch.device("cpu")
+    key = machine.machine_key(painting.backbone, cpu, painting.autocast)
+    speed = machine.Speed(key, False, {256: 0.1, 512: 0.5})
+    machine.save(speed)
+    found = _estimate(client, {}, width=600, height=400, faces=2).json()
+    plan = speed.plan(painting, 400, 600, 2)
+    assert found["measured"] and found["seconds"] == pytest.approx(sum(plan), abs=0.1)
+    assert found["stages"] == [round(s, 1) for s in plan] and len(plan) == 5
+    assert (
+        _estimate(client, {}, faces=0).json()["seconds"] < _estimate(client, {}).json()["seconds"]
+    )
+    small = _estimate(client, {"size": 256}).json()
+    assert small["seconds"] < found["seconds"] and len(small["stages"]) == 3
+    gatys = {"method": "gatys", "iterations": 10}  # no face loss: faces do not count
+    assert _estimate(client, gatys, faces=0).json() == _estimate(client, gatys, faces=3).json()
+
+    bad = _estimate(client, {"size": 5000})
+    assert bad.status_code == 400 and bad.json()["field"] == "size"
+    assert _estimate(client, {"mask": "/etc/passwd"}).status_code == 400
+    nan = '{"settings": {"identity": NaN}, "width": 5, "height": 5}'
+    json_body = {"Content-Type": "application/json"}
+    assert client.post("/api/estimate", content=nan, headers=json_body).status_code == 400
+    for body in ({"width": 0, "height": 1}, {"width": 5, "height": 5, "x": 1}, {"settings": []}):
+        refused = client.post("/api/estimate", json=body)
+        assert refused.status_code == 400 and "error" in refused.json(), body
+    operation = client.get("/openapi.json").json()["paths"]["/api/estimate"]["post"]
+    assert set(operation["responses"]) == {"200", "400", "401", "500"}
+
+
+def test_a_worker_measures_the_machine_once_before_its_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The default method's network is timed once (here with random weights, at small
+    sizes); a machine measured already is not timed again."""
+    monkeypatch.setenv("PORTRAIT_STYLIZE_HOME", str(tmp_path))
+    monkeypatch.setattr(machine, "PROBE_SIZES", (32, 64))
+    settings = resolve_settings(DEFAULT_METHOD)
+    spec = BACKBONES[settings.backbone]
+    torch.manual_seed(0)
+    extractor = FeatureExtractor(
+        spec, VGGTrunk(spec.arch), dict.fromkeys(relu_layers(spec.arch), 1.0)
+    )
+    monkeypatch.setattr(models, "extractor", lambda *args: extractor)
+    cpu = torch.device("cpu")
+    assert machine.load(settings.backbone, cpu, settings.autocast) is None
+    with caplog.at_level("INFO", "portrait_stylize.web"):
+        assert estimate.measure_once(DEFAULT_METHOD, "cpu")
+    assert machine.load(settings.backbone, cpu, settings.autocast) is not None
+    assert "once, for the estimates" in caplog.text
+    assert not estimate.measure_once(DEFAULT_METHOD, "cpu")

@@ -169,6 +169,7 @@ def _follow(server: Server, job: str, opened: threading.Event) -> str:
         return stream.read().decode()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(LOCKS))
 def test_database_locked_by_another_process(server: Server, case: str) -> None:
     whole_file, hold = LOCKS[case]

@@ -58,7 +58,10 @@ CASES = {
     "text named .png": (b"hello, I am not an image", 415),
     "html": (b"<html><script>alert(1)</script></html>", 415),
     "svg": (b'<svg xmlns="http://www.w3.org/2000/svg"/>', 415),
-    "gif": (b"GIF89a\x01\x00\x01\x00\x00\x00\x00;", 415),
+    "pdf": (b"%PDF-1.4\n%%EOF\n", 415),
+    "mp4 (an ISO media file, like HEIC)": (b"\0\0\0\x18ftypisom\0\0\2\0isomiso2", 415),
+    "gif without an image": (b"GIF89a\x01\x00\x01\x00\x00\x00\x00;", 400),
+    "heic without an image": (b"\0\0\0\x18ftypheic\0\0\0\0mif1heic\0\0\0\x10meta" + bytes(8), 400),
     "empty": (b"", 400),
     "over the byte limit": (b"\x89PNG\r\n\x1a\n" + b"\0" * MAX_BYTES, 413),
     "over the pixel limit": (_png(1200, 1000), 413),
@@ -165,10 +168,12 @@ def test_oversized_requests(server: Server) -> None:
 
 def test_user_file_names_never_become_paths(server: Server, tmp_path: Path) -> None:
     with server.client() as client:
-        response = submit(client, {"size": 32, "iterations": 1}, content=PHOTO)
+        response = submit(client, {"method": "gatys", "size": 32, "iterations": 1}, content=PHOTO)
         assert response.status_code == 201
         job = response.json()["id"]
-        named = _post(client, PHOTO_BYTES, settings='{"size": 32, "iterations": 1}')
+        named = _post(
+            client, PHOTO_BYTES, settings='{"method": "gatys", "size": 32, "iterations": 1}'
+        )
         assert named.json()["id"] == job  # the same bytes and settings: the same job
         wait_for(client, job)
         names = [p.name for p in server.data.rglob("*")]

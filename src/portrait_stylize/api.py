@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
+import importlib.metadata
 import platform
 import time
 import warnings
@@ -19,22 +20,21 @@ import PIL
 import torch
 import torch.nn.functional as F
 
-from . import __version__, checkpoint, color, masks, models
+from . import __version__, checkpoint, color, machine, masks, models
 from .checkpoint import RunCheckpoint, check_writable, input_digest
-from .engine import (
-    AdamState,
+from .engine import AdamState, StageResult, StageState, optimise
+from .errors import DeviceError, InputError, SettingsError
+from .events import (
     Callback,
     CancelToken,
+    Estimated,
     FacesFound,
+    MachineMeasuring,
     StageFinished,
-    StageResult,
     StageStarted,
-    StageState,
     StopReason,
     notify,
-    optimise,
 )
-from .errors import DeviceError, InputError, SettingsError
 from .face_losses import scale_boxes
 from .features import BACKBONES, FeatureExtractor
 from .files import atomic_group
@@ -51,6 +51,7 @@ from .images import (
 )
 from .losses import CONVENTIONS, Objective
 from .methods import (
+    DEFAULT_METHOD,
     METHODS,
     Built,
     Renderer,
@@ -76,7 +77,7 @@ class StylizeResult:
 
     @property
     def stopped(self) -> str | None:
-        """Why the run ended early (a :class:`~portrait_stylize.engine.StopReason` value)."""
+        """Why the run ended early (a :class:`~portrait_stylize.events.StopReason` value)."""
         return self.record["stopped"]
 
 
@@ -135,14 +136,13 @@ def _describe_input(image: LoadedImage) -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
-    """Versions of the tool and of what computes its results."""
-    import torchvision
-
+    """Versions of the tool and of what computes its results (torchvision's as installed:
+    importing it would take a second)."""
     return {
         "portrait_stylize": __version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": importlib.metadata.version("torchvision"),
         "numpy": np.__version__,
         "pillow": PIL.__version__,
         "platform": platform.platform(),
@@ -223,7 +223,7 @@ def _check_sides(settings: Settings, content: LoadedImage, styles: list[LoadedIm
 def stylize(
     content: ImageSource | LoadedImage,
     style: ImageSource | LoadedImage | Sequence[ImageSource | LoadedImage],
-    method: str | Settings = "gatys",
+    method: str | Settings = DEFAULT_METHOD,
     *,
     callbacks: Sequence[Callback] = (),
     keep_alpha: bool = False,
@@ -243,7 +243,7 @@ def stylize(
     :func:`~portrait_stylize.methods.resolve_settings` or
     :func:`~portrait_stylize.methods.parse_settings`; no overrides then). Returns the image and
     its run record; ``callbacks`` receive every optimisation step, and those with an
-    ``on_event`` method the run's other events (:data:`~portrait_stylize.engine.Event`).
+    ``on_event`` method the run's other events (:data:`~portrait_stylize.events.Event`).
 
     ``cancel`` stops the run from any thread: the result is then the last good image,
     ``stopped`` "cancelled". With ``checkpoint`` (a path; the CLI's is
@@ -271,12 +271,14 @@ def stylize(
 
     started = time.perf_counter()
     with models.tracking(functools.partial(notify, callbacks)) as weights:
-        content_rgb = masks.replace_background(content_image.rgb, settings.background)
+        content_rgb = masks.replace_background(
+            content_image.rgb, settings.background, person_model=settings.person_model
+        )
         preset = METHODS[settings.method]
         prepared = preset.prepare(settings, content_rgb.to(device)) if preset.prepare else {}
         faces = _face_boxes(prepared, content_rgb)
         if faces is not None:
-            notify(callbacks, FacesFound(faces))
+            notify(callbacks, FacesFound(faces, bool(prepared.get("group"))))
         content_image = dataclasses.replace(content_image, rgb=content_rgb)
         if settings.preserve_colors:
             gray, grays = color.luminance_only(content_rgb, [s.rgb for s in style_images])
@@ -297,13 +299,21 @@ def stylize(
                 settings.calibration,
                 str(device),
             )
-            stages = _Stages(settings, extractor, inputs, prepared, device)
+            face_count = len(faces or [])
+            channels_last, estimate = _plan(
+                settings, extractor, content_rgb, face_count, callbacks, saved
+            )
+            stages = _Stages(settings, extractor, inputs, prepared, device, channels_last)
             image, outcome, built = stages.run(callbacks, cancel, saver, saved)
+            machine.learn(settings, device, face_count, outcome[0])
             artifacts = {name: value.detach().cpu() for name, value in built.artifacts.items()}
             fields = {
                 "backbone": extractor.spec.name,
                 "calibration": extractor.scales,
+                "layout": "channels-last" if channels_last else "nchw",
+                "estimated_s": round(estimate, 1),
                 "faces": faces,
+                "group": prepared.get("group"),
                 "resumed": None
                 if saved is None
                 else {"checkpoint": str(checkpoint), "stage": saved.stage, "step": saved.step},
@@ -319,6 +329,35 @@ def stylize(
     )
     final = _final_image(settings, image, content_rgb)
     return StylizeResult(final, content_image.alpha, record, artifacts)
+
+
+def _plan(
+    settings: Settings,
+    extractor: FeatureExtractor,
+    content: torch.Tensor,
+    faces: int,
+    callbacks: Sequence[Callback],
+    saved: RunCheckpoint | None,
+) -> tuple[bool, float]:
+    """Whether the feature network reads channels-last images, and the seconds the run's
+    stages are expected to take for content (3, H, W) with ``faces`` faces in the loss
+    (announced as :class:`~portrait_stylize.events.Estimated`); the machine is measured
+    first when it is new (:mod:`~portrait_stylize.machine`)."""
+    device = extractor.mean.device
+    speed = machine.load(settings.backbone, device, settings.autocast)
+    if speed is None:
+        notify(callbacks, MachineMeasuring(extractor.spec.name))
+        speed = machine.measure(extractor, settings.autocast)
+        machine.save(speed)
+    height, width = content.shape[-2:]
+    first = saved.stage if saved is not None else 0
+    seconds = speed.plan(settings, height, width, faces)
+    seconds = [0.0 if index < first else value for index, value in enumerate(seconds)]
+    notify(callbacks, Estimated(seconds))
+    channels_last = (
+        speed.channels_last if settings.layout == "auto" else settings.layout == "channels-last"
+    )
+    return channels_last, sum(seconds)
 
 
 @dataclass
@@ -361,6 +400,7 @@ class _Stages:
     inputs: tuple[LoadedImage, list[LoadedImage]]
     prepared: dict[str, Any]
     device: torch.device
+    channels_last: bool = False
 
     def run(
         self,
@@ -387,7 +427,9 @@ class _Stages:
             styles_t = [resize_long_side(s.rgb, style_side)[None].to(device) for s in styles]
             built = preset.build(settings, self.extractor, content_t, styles_t, **self.prepared)
             autocast = start.autocast if index == start.stage else settings.autocast
-            objective = Objective(self.extractor, built.terms, autocast=autocast).to(device)
+            objective = Objective(
+                self.extractor, built.terms, autocast=autocast, channels_last=self.channels_last
+            ).to(device)
             size = content_t.shape[-2:]
             if state is not None:  # continue a saved stage (the image only gives the device)
                 image = state.pixels / pixel_scale
@@ -408,11 +450,12 @@ class _Stages:
                 objective=objective,
                 optimizer=settings.optimizer,
                 lr=settings.lr,
+                lr_end=settings.lr_end,
                 callbacks=callbacks,
                 stage=index,
                 stages=len(schedule),
                 clamp=settings.optimizer == "adam",
-                ema_decay=settings.ema_decay,
+                ema_decay=_ema_decay(settings, iterations),
                 converge_tol=settings.converge_tol,
                 pixel_scale=pixel_scale,
                 cancel=cancel,
@@ -453,6 +496,14 @@ class _Stages:
                 )
         assert image is not None
         return image, (records, stopped), built
+
+
+def _ema_decay(settings: Settings, iterations: int) -> float | None:
+    """The moving average's decay at a scale of ``iterations`` steps: from ``ema_window``
+    (a window of that fraction of the steps, at least 2) or ``ema_decay``."""
+    if settings.ema_window == 0:
+        return settings.ema_decay
+    return 1 - 1 / max(2.0, settings.ema_window * iterations)
 
 
 def _weights_entry(name: str) -> dict[str, str]:

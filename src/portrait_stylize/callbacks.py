@@ -1,6 +1,6 @@
 """Step callbacks: progress display, early stop, Ctrl-C, a recorder for tests.
 
-Each is a callable taking an engine :class:`~portrait_stylize.engine.Step` and
+Each is a callable taking an engine :class:`~portrait_stylize.events.Step` and
 returning True to stop the run; :class:`ProgressBar` also shows the run's other events.
 """
 
@@ -17,10 +17,12 @@ from typing import TextIO
 import torch
 from tqdm import tqdm
 
-from .engine import (
+from .events import (
     CancelToken,
+    Estimated,
     Event,
     FacesFound,
+    MachineMeasuring,
     StageFinished,
     StageStarted,
     Step,
@@ -36,12 +38,26 @@ def format_terms(terms: dict[str, float]) -> str:
     return " ".join(f"{name}={value:.3g}" for name, value in terms.items())
 
 
+def duration(seconds: float) -> str:
+    """'40 s', '3.5 min' or '1.2 h'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def describe(event: Event) -> str | None:
     """A one-line description of a run event other than a step (None for a step)."""
     if isinstance(event, WeightsLoading):
         return f"loading {', '.join(event.names)} on {event.device}"
     if isinstance(event, FacesFound):
-        return f"{len(event.boxes)} face(s) found"
+        group = ": a group, held with the group content weight" if event.group else ""
+        return f"{len(event.boxes)} face(s) found{group}"
+    if isinstance(event, MachineMeasuring):
+        return f"timing {event.backbone} on this machine once, for the layout and the estimate"
+    if isinstance(event, Estimated):
+        return f"about {duration(event.seconds)} of painting on this machine"
     if isinstance(event, StageStarted):
         height, width = event.size
         resumed = f" from step {event.iteration}" if event.iteration else ""
@@ -56,13 +72,55 @@ def describe(event: Event) -> str | None:
     return None
 
 
+class TimeLeft:
+    """A run's time left, from the rate since the first step seen (a resumed run starts
+    late), counted in work: a step of each stage weighs that stage's estimated seconds per
+    step once the run's :class:`~portrait_stylize.events.Estimated` is given (1 before),
+    so the time left counts the larger, slower scales still to come. A stage that ends
+    early (its image converged) moves the count to the next stage's start.
+    ``stage_iterations``: the planned steps of each stage."""
+
+    def __init__(self, stage_iterations: list[int]) -> None:
+        self.iterations = stage_iterations
+        self.first: tuple[float, float] | None = None
+        self._weigh([1.0] * len(stage_iterations))
+
+    def _weigh(self, per_step: list[float]) -> None:
+        self.per_step = per_step
+        work = [w * n for w, n in zip(per_step, self.iterations, strict=True)]
+        self.starts = [sum(work[:i]) for i in range(len(work))]
+        self.total = sum(work)
+
+    def estimate(self, event: Estimated) -> None:
+        """Weigh the stages by the estimate (before the first step only)."""
+        if len(event.stages) != len(self.iterations) or self.first is not None:
+            return
+        per_step = [s / max(n, 1) for s, n in zip(event.stages, self.iterations, strict=True)]
+        if sum(per_step) > 0:
+            self._weigh(per_step)
+
+    def work(self, stage: int, iteration: int) -> float:
+        """The work done after ``iteration`` steps of ``stage``."""
+        return self.starts[stage] + iteration * self.per_step[stage]
+
+    def update(self, now: float, stage: int, iteration: int) -> float | None:
+        """Seconds left at ``now`` after ``iteration`` steps of ``stage``; None at the first
+        step seen (no rate yet)."""
+        done = self.work(stage, iteration)
+        if self.first is None:
+            self.first = (now, done)
+        start, base = self.first
+        if done <= base:
+            return None
+        return (now - start) / (done - base) * (self.total - done)
+
+
 class ProgressBar:
-    """Progress over all stages: iteration, stage and size, loss terms, time left.
+    """Progress over all stages: iteration, stage and size, loss terms, time left
+    (:class:`TimeLeft`).
 
     On a terminal, a tqdm bar; otherwise (a log file, CI, a batch worker) one plain line
     at the first step and then every ``interval`` seconds, and a line per stage.
-    ``stage_iterations``: the planned steps of each stage; a stage that ends early (its
-    image converged) moves the progress to the next stage's start.
     """
 
     def __init__(
@@ -75,17 +133,16 @@ class ProgressBar:
     ) -> None:
         self.stream = sys.stderr if stream is None else stream
         self.lines = not self.stream.isatty()
-        self.starts = [sum(stage_iterations[:i]) for i in range(len(stage_iterations))]
-        self.total = sum(stage_iterations)
+        self.left = TimeLeft(stage_iterations)
+        self.steps_before = [sum(stage_iterations[:i]) for i in range(len(stage_iterations))]
+        self.steps = sum(stage_iterations)
         self.disable = disable
         self.interval = interval
         self.clock = clock
-        self.began: tuple[float, int] | None = None
-        """(time, steps done) at the first step seen, for the time left."""
         self.next_line = 0.0
         self.bar = tqdm(
-            total=self.total,
-            unit="it",
+            total=self.left.total,
+            bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed} {postfix}",
             dynamic_ncols=True,
             disable=disable or self.lines,
             leave=True,
@@ -93,7 +150,9 @@ class ProgressBar:
         )
 
     def __call__(self, step: Step) -> bool:
-        done = self.starts[step.stage] + step.iteration
+        now = self.clock()
+        left = self.left.update(now, step.stage, step.iteration) or 0.0
+        done = self.left.work(step.stage, step.iteration)
         height, width = step.size
         where = f"{width}x{height}"
         if step.stages > 1:
@@ -101,26 +160,27 @@ class ProgressBar:
         if not self.lines:
             self.bar.set_description(where)
             self.bar.set_postfix_str(
-                f"loss={step.loss:.4g} {format_terms(step.terms)}", refresh=False
+                f"loss={step.loss:.4g} {format_terms(step.terms)} left {duration(left)}",
+                refresh=False,
             )
             self.bar.update(done - self.bar.n)
             return False
-        now = self.clock()
-        if self.began is None:
-            self.began = (now, done - 1)
-        if not self.disable and (now >= self.next_line or done == self.total):
+        steps = self.steps_before[step.stage] + step.iteration
+        if not self.disable and (now >= self.next_line or steps >= self.steps):
             self.next_line = now + self.interval
-            start, base = self.began
-            left = (now - start) / max(done - base, 1) * (self.total - done)
-            parts = [where, f"step {done}/{self.total}", f"loss={step.loss:.4g}"]
+            parts = [where, f"step {steps}/{self.steps}", f"loss={step.loss:.4g}"]
             parts += [format_terms(step.terms), f"eta {left:.0f} s"]
             self._print(" ".join(part for part in parts if part))
         return False
 
     def on_event(self, event: Event) -> None:
-        """Show weights loading and faces found; stage lines only without the bar."""
+        """Show the events (stage lines only without the bar); an estimate weighs the
+        stages' steps."""
+        if isinstance(event, Estimated):
+            self.left.estimate(event)
+            self.bar.total = self.left.total
         text = describe(event)
-        if text is not None and (self.lines or isinstance(event, WeightsLoading | FacesFound)):
+        if text is not None and (self.lines or not isinstance(event, StageStarted | StageFinished)):
             self._print(text)
 
     def _print(self, text: str) -> None:
@@ -142,6 +202,12 @@ class EarlyStop:
         self.tolerance = tolerance
         self.window = window
         self.history: list[float] = []
+
+    def left(self, done: float, now: float) -> float:
+        """Seconds left at ``now`` with ``done`` work done: the rate since the first step
+        seen times the work still to do."""
+        start, base = self.began or (now, done)
+        return (now - start) / max(done - base, 1e-9) * (self.total - done)
 
     def __call__(self, step: Step) -> bool:
         if step.iteration == 1:
@@ -183,6 +249,12 @@ class Recorder:
     def __init__(self) -> None:
         self.steps: list[tuple[int, int, float, dict[str, float]]] = []
         self.last_image: torch.Tensor | None = None
+
+    def left(self, done: float, now: float) -> float:
+        """Seconds left at ``now`` with ``done`` work done: the rate since the first step
+        seen times the work still to do."""
+        start, base = self.began or (now, done)
+        return (now - start) / max(done - base, 1e-9) * (self.total - done)
 
     def __call__(self, step: Step) -> bool:
         self.steps.append((step.stage, step.iteration, step.loss, dict(step.terms)))

@@ -21,6 +21,7 @@ from .engine import AdamState, StageState
 from .errors import InputError, SettingsError
 from .files import atomic_output
 from .methods import Settings, job_settings
+from .paths import checkpoint_path as checkpoint_path  # its name, for importers
 
 FORMAT = 1
 
@@ -45,12 +46,6 @@ class RunCheckpoint:
     def step(self) -> int:
         """Steps already done in stage ``stage``."""
         return self.state.iteration if self.state is not None else 0
-
-
-def checkpoint_path(output: str | Path) -> Path:
-    """The checkpoint beside a result: ``OUT`` -> ``OUT.ckpt.pt``."""
-    output = Path(output)
-    return output.with_name(output.name + ".ckpt.pt")
 
 
 def input_digest(images: list[torch.Tensor]) -> str:

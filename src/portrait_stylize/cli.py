@@ -1,7 +1,10 @@
-"""Command line: ``portrait-stylize CONTENT STYLE [STYLE ...] -o OUT`` and subcommands.
+"""Command line: ``portrait-stylize PHOTO PAINTING [PAINTING ...] -o OUT`` and subcommands.
 
 Thin: parse, call the API, print. Subcommands (``weights``, ...) live in
-:mod:`portrait_stylize.commands`; each module there has ``add_parser`` and ``run``.
+:mod:`portrait_stylize.commands`; each module there has ``add_arguments`` and ``run``.
+Building the parser, ``--help``, ``--version`` and the checks of the arguments, the
+settings and the paths import no PyTorch: the run imports it (through :mod:`.api`) once
+they have passed, so a mistake is answered at once.
 """
 
 from __future__ import annotations
@@ -11,15 +14,11 @@ import importlib
 import sys
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any, NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__
-from .callbacks import EarlyStop, ProgressBar, StopFlag
-from .checkpoint import checkpoint_path
-from .engine import Callback, CancelToken, StopReason
 from .errors import OUTCOMES, Cancelled, PortraitStylizeError, outcome, printable
-from .images import check_output_path, load_image
-from .masks import parse_background
 from .methods import (
     GROUPS,
     KINDS,
@@ -32,15 +31,36 @@ from .methods import (
     resolve_settings,
     scale_schedule,
 )
+from .paths import check_file, check_output_path, checkpoint_path
+from .vocabulary import parse_background
+
+if TYPE_CHECKING:
+    from .events import Callback
 
 SUBCOMMANDS = {
-    "weights": "portrait_stylize.commands.weights",
-    "inspect": "portrait_stylize.commands.inspect",
-    "evaluate": "portrait_stylize.commands.evaluate",
-    "serve": "portrait_stylize.commands.serve",
-    "batch": "portrait_stylize.commands.batch",
-    "methods": "portrait_stylize.commands.methods",
+    "methods": ("portrait_stylize.commands.methods", "what each method is, its settings, notes"),
+    "weights": ("portrait_stylize.commands.weights", "list the networks' weights, fetch them"),
+    "inspect": ("portrait_stylize.commands.inspect", "the faces and person mask found in a photo"),
+    "evaluate": ("portrait_stylize.commands.evaluate", "score a result against its content"),
+    "serve": ("portrait_stylize.commands.serve", "the web page and HTTP API"),
+    "batch": ("portrait_stylize.commands.batch", "every photo in every style, resumable"),
 }
+"""Each subcommand: its module (``add_arguments`` and ``run``) and what it does."""
+USAGE = "%(prog)s PHOTO PAINTING [PAINTING ...] -o OUT [options]"
+DESCRIPTION = """\
+Paint a photograph of people in the style of one or more paintings, keeping faces
+recognisable. The everyday options come first, then every other option by concern."""
+EVERYDAY = (
+    "method",
+    "size",
+    "iterations",
+    "identity",
+    "style_strength",
+    "preserve_colors",
+    "seed",
+    "device",
+)
+"""The settings whose options ``--help`` lists first, before the groups by concern."""
 DEBUG_HELP = "on an error, print its traceback too (default: off; any position, subcommands too)"
 RUN_GROUP = ("run", "checkpoints, resuming and progress")
 """The CLI's own group of options (the settings' groups: :data:`~.methods.GROUPS`)."""
@@ -93,47 +113,74 @@ def _add_setting(group: Any, name: str, help_text: str) -> None:
     )
 
 
-def add_setting_options(parser: argparse.ArgumentParser) -> dict[str, Any]:
+def add_setting_options(
+    parser: argparse.ArgumentParser, everyday: Any | None = None
+) -> dict[str, Any]:
     """Add ``--method`` and one option per setting to ``parser``, grouped by concern
     (:data:`~portrait_stylize.methods.GROUPS`, then the run's own group); returns the
-    argument groups by name."""
+    argument groups by name. With ``everyday`` (an argument group), the settings of
+    :data:`EVERYDAY` go there instead, in that order."""
     groups = {
         name: parser.add_argument_group(f"{name} options", description)
         for name, description in [*GROUPS.items(), RUN_GROUP]
     }
     method = Settings().method
-    groups["method"].add_argument(
+    (everyday or groups["method"]).add_argument(
         "--method",
         default=method,
         choices=list(METHODS),
-        help=f"{SPECS['method'].help} (default: {method})",
+        metavar="NAME",
+        help=f"{SPECS['method'].help}: {', '.join(METHODS)} (default: {method}; "
+        "`portrait-stylize methods` describes each)",
     )
     defaults = method_defaults()
-    for name, spec in SPECS.items():
+    first = EVERYDAY if everyday is not None else ()
+    for name in [*first, *(name for name in SPECS if name not in first)]:
         if name != "method":
-            help_text = f"{spec.help} ({_defaults_text(name, defaults)})"
-            _add_setting(groups[spec.group], name, help_text)
+            group = everyday if name in first else groups[SPECS[name].group]
+            help_text = f"{SPECS[name].help} ({_defaults_text(name, defaults)})"
+            _add_setting(group, name, help_text)
     return groups
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The main command's parser: inputs, one option per setting grouped by concern
-    (:data:`~portrait_stylize.methods.GROUPS`), then the run's own options."""
+    """The main command's parser: a short usage line, the inputs and the everyday options
+    (:data:`EVERYDAY`), the subcommands, then every other setting grouped by concern
+    (:data:`~portrait_stylize.methods.GROUPS`) and the run's own options."""
     parser = Parser(
         prog="portrait-stylize",
-        description=(
-            "Paint a photograph of people in the style of an artwork, keeping faces "
-            "recognisable. Subcommands: " + ", ".join(SUBCOMMANDS) + " (see "
-            "`portrait-stylize SUBCOMMAND --help`)."
-        ),
-        epilog="Methods: " + "; ".join(f"{m.name}: {m.description}" for m in METHODS.values()),
+        usage=USAGE,
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        add_help=False,
     )
-    parser.add_argument("content", help="photograph to stylize (JPEG, PNG, WebP, TIFF)")
-    parser.add_argument("style", nargs="+", help="one or more style images (paintings)")
-    parser.add_argument(
-        "-o", "--output", required=True, help="result path (.png, .jpg, .webp, .tif for 16-bit)"
+    inputs = parser.add_argument_group("arguments")
+    inputs.add_argument(
+        "content",
+        metavar="PHOTO",
+        help="photograph to stylize (JPEG, PNG, WebP, TIFF, HEIC/HEIF, AVIF, BMP, GIF)",
     )
-    groups = add_setting_options(parser)
+    inputs.add_argument(
+        "style", nargs="+", metavar="PAINTING", help="one or more style images (paintings)"
+    )
+    inputs.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT",
+        help="result path (.png, .jpg, .webp, .tif for 16-bit)",
+    )
+    everyday = parser.add_argument_group("everyday options")
+    parser.add_argument_group(
+        "subcommands (`portrait-stylize SUBCOMMAND --help` for their options)",
+        "\n".join(f"{name:<10}{summary}" for name, (_, summary) in SUBCOMMANDS.items()),
+    )
+    groups = add_setting_options(parser, everyday)
+    everyday.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    everyday.add_argument("-h", "--help", action="help", help="show this help and exit")
+    everyday.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}", help="show the version"
+    )
     groups["output"].add_argument(
         "--keep-alpha",
         action="store_true",
@@ -166,9 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue a killed or interrupted run from OUTPUT.ckpt.pt, with the same inputs "
         "and options (default: off, start afresh)",
     )
-    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    run.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     return parser
 
 
@@ -195,9 +240,10 @@ def guarded(run: Callable[[], int], debug: bool = False) -> int:
 
 def run_stylize(args: argparse.Namespace) -> int:
     """The main job: stylize CONTENT with STYLE(s) and save OUTPUT, its artifacts and
-    OUTPUT.json; checkpoints go to OUTPUT.ckpt.pt and are removed once the run is done."""
-    from .api import save_result, stylize
+    OUTPUT.json; checkpoints go to OUTPUT.ckpt.pt and are removed once the run is done.
 
+    The settings, the output path and the input files are checked before PyTorch is
+    imported (with :mod:`.api`)."""
     settings = resolve_settings(args.method, {name: getattr(args, name) for name in SPECS})
     for name, low in RUN_OPTIONS.items():
         Spec("", RUN_GROUP[0], low=low).check("--" + name.replace("_", "-"), getattr(args, name))
@@ -206,6 +252,14 @@ def run_stylize(args: argparse.Namespace) -> int:
     texture = value if kind == "texture" else None
     inputs = [path for path in (args.content, *args.style, settings.mask, texture) if path]
     output = check_output_path(args.output, inputs, [checkpoint_path(args.output)])
+    for path in inputs:
+        check_file(Path(path))
+
+    from .api import save_result, stylize
+    from .callbacks import EarlyStop, ProgressBar, StopFlag
+    from .events import CancelToken, StopReason
+    from .images import load_image
+
     alpha_mode = "keep" if args.keep_alpha else "composite"
     content = load_image(args.content, max_pixels=args.max_pixels, alpha=alpha_mode)
     styles = [load_image(path, max_pixels=args.max_pixels) for path in args.style]
@@ -253,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     pre.add_argument("--debug", action="store_true")
     known, rest = pre.parse_known_args(list(sys.argv[1:] if argv is None else argv))
     if rest and rest[0] in SUBCOMMANDS:
-        module = importlib.import_module(SUBCOMMANDS[rest[0]])
+        module = importlib.import_module(SUBCOMMANDS[rest[0]][0])
         parser = Parser(prog=f"portrait-stylize {rest[0]}", epilog=f"--debug: {DEBUG_HELP}")
         module.add_arguments(parser)
         args = parser.parse_args(rest[1:])

@@ -1,125 +1,30 @@
 """The optimisation loop: an image against an objective, reporting every step.
 
 The engine knows nothing of files or the CLI. Each step is reported to callbacks as a
-:class:`Step`; a callback that returns True stops the run (early stop). A
-:class:`CancelToken` stops it from any thread. The last image with a finite loss is
-always kept and returned, and a stage can be saved (:class:`StageState`) and continued
-exactly. Callbacks that define ``on_event(event)`` also receive the run's other
-:data:`Event` s (stage started/finished, faces found, weights loading).
+:class:`~portrait_stylize.events.Step`; a callback that returns True stops the run
+(early stop). A :class:`~portrait_stylize.events.CancelToken` stops it from any thread.
+The last image with a finite loss is always kept and returned, and a stage can be saved
+(:class:`StageState`) and continued exactly.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from .events import Callback, CancelToken, Step, StopReason
 from .losses import Objective
+from .vocabulary import OPTIMIZERS
 
-OPTIMIZERS = ("lbfgs", "adam")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 LBFGS_HISTORY_BYTES = 2 * 1024**3
 """Memory budget of L-BFGS's curvature history (two image-sized vectors per pair)."""
 LBFGS_MAX_HISTORY = 100
-
-
-class StopReason(StrEnum):
-    """Why a stage (and so the run) ended before its last step; the record stores the value."""
-
-    REQUESTED = "stopped by request"
-    """A callback returned True (e.g. early stop)."""
-    CANCELLED = "cancelled"
-    """The run's :class:`CancelToken` was set (Ctrl-C, SIGTERM, a job cancelled)."""
-    NON_FINITE = "non-finite loss or image"
-
-
-class CancelToken:
-    """Cancels a run from any thread: ``cancel()``; the engine checks it after every step."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-
-@dataclass
-class Step:
-    """What one optimisation step reports."""
-
-    iteration: int
-    iterations: int
-    stage: int
-    stages: int
-    size: tuple[int, int]
-    loss: float
-    """Loss measured at the start of the step (L-BFGS and Adam evaluate before updating)."""
-    terms: dict[str, float]
-    elapsed: float
-    image: torch.Tensor = field(repr=False)
-    """The image after the step (1, 3, H, W), detached; do not modify."""
-
-
-@dataclass
-class StageStarted:
-    """A stage (scale) begins: ``iterations`` steps at ``size`` (H, W), from ``iteration``
-    (above 0 when a resumed stage continues)."""
-
-    stage: int
-    stages: int
-    size: tuple[int, int]
-    iterations: int
-    iteration: int = 0
-
-
-@dataclass
-class StageFinished:
-    """A stage ended after ``iterations`` steps; ``stopped``: why it ended early, if it did."""
-
-    stage: int
-    stages: int
-    iterations: int
-    loss: float
-    seconds: float
-    converged: bool
-    stopped: StopReason | None
-
-
-@dataclass
-class FacesFound:
-    """Faces a method found in the content: boxes (x0, y0, x1, y1) in content pixels."""
-
-    boxes: list[list[float]]
-
-
-@dataclass
-class WeightsLoading:
-    """Networks being loaded from disk (registry names) onto ``device``; only on a cache miss."""
-
-    names: tuple[str, ...]
-    device: str
-
-
-Event = Step | StageStarted | StageFinished | FacesFound | WeightsLoading
-Callback = Callable[[Step], bool | None]
-
-
-def notify(callbacks: Sequence[Callback], event: Event) -> None:
-    """Give ``event`` to every callback that has an ``on_event`` method."""
-    for callback in callbacks:
-        handler = getattr(callback, "on_event", None)
-        if handler is not None:
-            handler(event)
 
 
 @dataclass
@@ -128,7 +33,8 @@ class StageState:
 
     ``pixels``: the optimiser's variable (the image times ``pixel_scale``) (1, 3, H, W);
     ``optimizer``: its ``state_dict()``; ``ema``: the moving average's (accumulator
-    (1, 3, H, W), weight); ``snapshot``: the output image at the last convergence check.
+    (1, 3, H, W), weight); ``snapshot``: the output image at the last convergence check;
+    ``kept``: the objective's reused terms' last values and gradients (``Objective.kept``).
     """
 
     iteration: int
@@ -138,6 +44,7 @@ class StageState:
     snapshot: torch.Tensor
     loss: float
     terms: dict[str, float]
+    kept: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
 
 @dataclass
@@ -200,6 +107,7 @@ def optimise(
     iterations: int,
     optimizer: str = "lbfgs",
     lr: float | None = None,
+    lr_end: float = 1.0,
     callbacks: Sequence[Callback] = (),
     stage: int = 0,
     stages: int = 1,
@@ -218,8 +126,9 @@ def optimise(
     """Minimise ``objective`` over the pixels of ``image`` (1, 3, H, W).
 
     L-BFGS takes one iteration per step (one loss and gradient evaluation, history
-    kept across steps). Adam steps with ``lr``. ``clamp`` keeps pixels in [0, 1]
-    after every step (Crowson); otherwise the result is clamped at the end. With
+    kept across steps). Adam steps with ``lr``, decayed linearly over the stage's
+    ``iterations`` to ``lr_end`` x ``lr`` at its last step (1: constant). ``clamp`` keeps
+    pixels in [0, 1] after every step (Crowson); otherwise the result is clamped at the end. With
     ``ema_decay`` the result (and each reported image) is the bias-corrected moving
     average of the iterates. ``adam_state`` warm-starts Adam (see :meth:`AdamState.resized`);
     Adam uses Crowson's betas (0.9, 0.99). With ``converge_tol`` > 0 the stage ends
@@ -261,6 +170,10 @@ def optimise(
         last_good = ema.value if ema is not None else pixels.detach() / pixel_scale
         last_loss, last_terms = resume.loss, dict(resume.terms)
         snapshot, first = resume.snapshot.to(image.device), resume.iteration
+        objective.kept = {
+            name: (value.to(image.device), grad.to(image.device))
+            for name, (value, grad) in resume.kept.items()
+        }
     start = time.perf_counter()
     evaluated: dict[str, object] = {}
 
@@ -275,7 +188,14 @@ def optimise(
     def state() -> StageState:
         averaged = (ema.accum, ema.weight) if ema is not None else None
         return StageState(
-            done, pixels.detach(), opt.state_dict(), averaged, snapshot, last_loss, last_terms
+            done,
+            pixels.detach(),
+            opt.state_dict(),
+            averaged,
+            snapshot,
+            last_loss,
+            last_terms,
+            dict(objective.kept),
         )
 
     stopped = None
@@ -286,6 +206,8 @@ def optimise(
             opt.step(closure)  # type: ignore[arg-type]
         else:
             closure()
+            progress = (done - 1) / max(iterations - 1, 1)
+            opt.param_groups[0]["lr"] = lr * (1 - (1 - lr_end) * progress)
             opt.step()
         loss = float(evaluated["loss"])  # type: ignore[arg-type]
         if clamp:

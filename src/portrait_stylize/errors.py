@@ -39,6 +39,11 @@ class DeviceError(PortraitStylizeError, RuntimeError):
     """The device asked for is not available on this machine."""
 
 
+class ExtraMissing(PortraitStylizeError, RuntimeError):
+    """A command needs an optional extra (``pip install 'portrait-stylize[EXTRA]'``) that
+    is not installed; the message names the command, the extra and how to install it."""
+
+
 class Cancelled(PortraitStylizeError):
     """The run was cancelled (Ctrl-C twice, or by its caller) before it had a result."""
 
@@ -58,6 +63,9 @@ OUTCOMES: dict[type[PortraitStylizeError], Outcome] = {
     # Exit 2 like a bad option (the user picks another --device); 503 for a web app,
     # since it is the worker, not the job, that lacks the device.
     DeviceError: Outcome(2, 503),
+    # Exit 2 like a bad option (install the extra, or leave the option out); a web app
+    # never gets here, 501 says the server lacks it.
+    ExtraMissing: Outcome(2, 501),
     Cancelled: Outcome(130, 409),
 }
 UNEXPECTED = Outcome(1, 500)

@@ -22,9 +22,7 @@ The factors are folded into the convolutions, so calibration costs nothing per s
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
-from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
@@ -33,78 +31,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .files import atomic_output
-from .nets.vgg import VGGTrunk, layer_names
+from .nets.vgg import VGGTrunk
+from .vocabulary import BACKBONES, CALIBRATIONS, DEFAULT_BACKBONE, BackboneSpec, layer_names
 from .weights import cache_root, get_spec, load_state_dict
 
 REFERENCE_ACTIVATION = 1 / 8
 """Mean activation every calibrated layer is scaled to (see the module docstring)."""
 CALIBRATION_SIZE = 256
 """Long side (px) of the natural images on which activation means are measured."""
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """A feature network: architecture, weights and input convention.
-
-    The trunk sees ``(rgb * input_scale - mean) / std`` for an RGB image in [0, 1].
-    """
-
-    name: str
-    arch: str
-    weights: str
-    input_scale: float
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    description: str
-
-    @property
-    def zero_input(self) -> tuple[float, float, float]:
-        """The RGB colour in [0, 1] that the trunk sees as 0: the training set's mean."""
-        r, g, b = (value / self.input_scale for value in self.mean)
-        return r, g, b
-
-
-_VGG19_CAFFE = BackboneSpec(
-    name="vgg19-caffe",
-    arch="vgg19",
-    weights="vgg19-caffe",
-    input_scale=255.0,
-    mean=(123.68, 116.779, 103.939),
-    std=(1.0, 1.0, 1.0),
-    description="original Caffe VGG-19 (the papers' network), 8-bit codebook, offline",
-)
-BACKBONES: dict[str, BackboneSpec] = {
-    spec.name: spec
-    for spec in (
-        BackboneSpec(
-            name="vgg16-hed",
-            arch="vgg16",
-            weights="vgg16-hed",
-            input_scale=255.0,
-            mean=(122.67892, 116.66877, 104.00699),
-            std=(1.0, 1.0, 1.0),
-            description="VGG-16 from HED, Caffe convention (offline default)",
-        ),
-        _VGG19_CAFFE,
-        dataclasses.replace(
-            _VGG19_CAFFE,
-            name="vgg19-caffe-full",
-            weights="vgg19-caffe-full",
-            description="original Caffe VGG-19, full precision (online)",
-        ),
-        BackboneSpec(
-            name="vgg19-imagenet",
-            arch="vgg19",
-            weights="vgg19-imagenet",
-            input_scale=1.0,
-            mean=(0.485, 0.456, 0.406),
-            std=(0.229, 0.224, 0.225),
-            description="torchvision ImageNet VGG-19, retrained (Crowson's network; online)",
-        ),
-    )
-}
-DEFAULT_BACKBONE = "vgg19-caffe"
-CALIBRATIONS = ("none", "torchvision", "layer-mean")
 
 
 def torchvision_factor(spec: BackboneSpec) -> float:

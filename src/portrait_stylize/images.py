@@ -1,12 +1,18 @@
 """Image input and output: any common photo in, an sRGB float tensor out; atomic saves.
 
-Input: JPEG, PNG, WebP and TIFF (16-bit and floating-point TIFF read at full precision
-with tifffile), grayscale, palette, CMYK, Lab and alpha modes, EXIF orientation applied,
-embedded ICC profiles converted to sRGB. Anything else, damaged or too large is refused
-with an InputError of one line naming the file and the reason; what the decoders warn
-goes to the image's ``info["warnings"]``, not to standard error. Output: PNG, JPEG
-(quality 95), WebP or 16-bit TIFF, written to a temporary file and renamed, so a result
-is whole or absent.
+Input: JPEG, PNG, WebP, TIFF (16-bit and floating-point TIFF read at full precision with
+tifffile), HEIC/HEIF (phones' default; read with the pillow-heif plug-in, registered the
+first time such a file is opened), AVIF (Pillow's own decoder), BMP and GIF; grayscale,
+palette, CMYK, Lab and alpha modes, EXIF orientation applied (in HEIC the container's
+rotation, which libheif applies), embedded ICC profiles converted to sRGB (a HEIF's
+colour described otherwise, not as sRGB, is read as sRGB with a warning). Of an
+animation (GIF, APNG, animated WebP or AVIF) the first frame is read, of a HEIF holding
+several images its primary one, and ``info["warnings"]`` says so. Anything else, damaged
+or too large (the pixel limit is checked from the header, before decoding, whatever the
+format) is refused with an InputError of one line naming the file and the reason; what
+the decoders warn goes to the image's ``info["warnings"]``, not to standard error.
+Output: PNG, JPEG (quality 95), WebP or 16-bit TIFF, written to a temporary file and
+renamed, so a result is whole or absent.
 """
 
 from __future__ import annotations
@@ -14,11 +20,9 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
-import stat
 import threading
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,25 +32,42 @@ import numpy as np
 import tifffile
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError, features
 
 from .errors import InputError
 from .files import atomic_output
+from .paths import check_file, check_output_path, os_reason, record_path
+from .vocabulary import MIN_SIDE
 
 DEFAULT_MAX_PIXELS = 64_000_000
-MIN_SIDE = 16
-"""The shortest side the feature networks take, in pixels: their four poolings before
-relu5_1 halve it to one pixel (one fewer and a pooling has nothing left to pool)."""
-INPUT_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "TIFF"}
-OUTPUT_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
+INPUT_FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "TIFF", "HEIF", "AVIF", "BMP", "GIF"}
+"""Pillow's names of the formats read (MPO: a JPEG with more pictures, as cameras write)."""
+INPUT_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".heic", ".heif", ".avif")
+INPUT_SUFFIXES += (".bmp", ".gif")
+"""The file name endings of those formats (what a folder of inputs is searched for)."""
+READS = "JPEG, PNG, WebP, TIFF, HEIC/HEIF, AVIF, BMP or GIF"
+"""The formats read, as a message lists them."""
 MAGIC = {
     "JPEG": (b"\xff\xd8\xff",),
     "PNG": (b"\x89PNG\r\n\x1a\n",),
     "WebP": (b"RIFF",),
     "TIFF": (b"II*\0", b"MM\0*"),
+    "GIF": (b"GIF87a", b"GIF89a"),
+    "BMP": (b"BM",),
 }
-"""The first bytes of each input format (a WebP also has ``WEBP`` at byte 8)."""
-HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
+"""The first bytes of each input format (a WebP also has ``WEBP`` at byte 8; HEIF and
+AVIF are told by their brand: :data:`HEIF_BRANDS`, :data:`AVIF_BRANDS`)."""
+HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs"}
+HEIF_BRANDS |= {b"mif1", b"msf1"}
+"""The major brands (bytes 8-12, after ``ftyp``) of a HEIF file: what pillow-heif opens
+(``mif1``, ``msf1``: the generic ones, also of some AVIF files)."""
+AVIF_BRANDS = {b"avif", b"avis"}
+ANIMATED = {"GIF", "PNG", "WEBP", "AVIF"}
+"""The formats whose further frames are an animation (of which the first is read)."""
+SRGB_NCLX_PRIMARIES = {None, 1, 2}
+"""A HEIF's nclx colour primaries read as they are: BT.709 (sRGB's), unspecified."""
+HDR_NCLX_TRANSFERS = {16, 18}
+"""The nclx transfer functions of HDR (PQ, HLG), which reading as sRGB misrepresents."""
 HEAD_BYTES = 512
 """How much of a file is read to tell what it is when it is refused."""
 DEEP_TIFF = {("u", 2): 65535.0, ("f", 2): 1.0, ("f", 4): 1.0, ("f", 8): 1.0}
@@ -66,12 +87,11 @@ _ORIENT = {
     8: lambda a: np.rot90(a, 1),
 }
 _SRGB = ImageCms.createProfile("sRGB")
+_HEIF_OPENER: list[bool] = []
+"""Holds True once pillow-heif's opener is registered with Pillow."""
+_REGISTERING = threading.Lock()
 
 ImageSource = str | Path | Image.Image | np.ndarray | torch.Tensor
-
-
-ImageError = InputError
-"""The former name of :class:`~portrait_stylize.errors.InputError`, kept for importers."""
 
 
 @dataclass
@@ -89,27 +109,31 @@ class LoadedImage:
         return self.rgb.shape[2], self.rgb.shape[1]
 
 
-def _check_file(path: Path) -> None:
-    """Refuse, with the reason, a path that is not a readable, non-empty regular file."""
-    try:
-        status = path.stat()
-    except FileNotFoundError:
-        broken = " (a broken link)" if path.is_symlink() else ""
-        raise InputError(f"{path}: no such file{broken}") from None
-    except (OSError, ValueError) as exc:  # a name too long, a link loop, a NUL byte ...
-        raise InputError(f"{path}: cannot be opened ({_os_reason(exc)})") from None
-    if stat.S_ISDIR(status.st_mode):
-        raise InputError(f"{path}: a folder, not an image file")
-    if not stat.S_ISREG(status.st_mode):
-        raise InputError(f"{path}: not a regular file (a pipe, socket or device)")
-    if status.st_size == 0:
-        raise InputError(f"{path}: empty file (0 bytes)")
+def _brand(head: bytes) -> bytes | None:
+    """The major brand of an ISO media file (HEIF, AVIF, MP4, ...), None for another file."""
+    return head[8:12] if head[4:8] == b"ftyp" else None
 
 
-def _os_reason(exc: OSError | ValueError) -> str:
-    """Why the system refused a path, without the path: "permission denied", ..."""
-    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return reason.lower()
+def is_heif(head: bytes) -> bool:
+    """Whether a file whose first bytes are ``head`` is one pillow-heif opens."""
+    return _brand(head) in HEIF_BRANDS
+
+
+def enable_heif() -> None:
+    """Register pillow-heif's HEIF opener with Pillow (once; importing it is left until a
+    HEIF file comes, so that importing this package stays fast). InputError when it is
+    not installed."""
+    with _REGISTERING:
+        if _HEIF_OPENER:
+            return
+        try:
+            from pillow_heif import register_heif_opener
+        except ImportError as exc:
+            raise InputError(
+                f"reading HEIC/HEIF needs pillow-heif ({_reason(exc)}): pip install pillow-heif"
+            ) from None
+        register_heif_opener()
+        _HEIF_OPENER.append(True)
 
 
 def _what_it_is(head: bytes) -> str:
@@ -117,15 +141,19 @@ def _what_it_is(head: bytes) -> str:
     for name, magics in MAGIC.items():
         if head.startswith(magics) and (name != "WebP" or head[8:12] == b"WEBP"):
             return f"a damaged or truncated {name} file"
+    if is_heif(head):
+        return "a damaged or truncated HEIC/HEIF file"
+    if _brand(head) in AVIF_BRANDS:
+        if "avif" not in features.modules or not features.check_module("avif"):
+            return "an AVIF image, and this Pillow was built without AVIF support"
+        return "a damaged or truncated AVIF file"
     if head.startswith(b"%PDF-"):
         kind = "a PDF document"
     elif b"<svg" in head.lower():
         kind = "an SVG drawing"
-    elif head[4:8] == b"ftyp" and head[8:12] in HEIF_BRANDS:
-        kind = "a HEIC/HEIF/AVIF image"
     else:
-        return "not a JPEG, PNG, WebP or TIFF file"
-    return f"{kind}; this tool reads JPEG, PNG, WebP and TIFF"
+        return f"not a {READS} file"
+    return f"{kind}; this tool reads {READS.replace(' or ', ' and ')}"
 
 
 def _reason(exc: BaseException) -> str:
@@ -144,8 +172,13 @@ def _check_pixels(path: Path, width: int, height: int, max_pixels: int) -> None:
 
 @contextmanager
 def _open(path: Path, head: bytes, max_pixels: int) -> Iterator[Image.Image]:
-    """The file opened by Pillow (closed afterwards), refused unless it is a JPEG, PNG, WebP
-    or TIFF of at most ``max_pixels``."""
+    """The file opened by Pillow (closed afterwards), refused unless it is in one of
+    :data:`INPUT_FORMATS` and of at most ``max_pixels``."""
+    if is_heif(head):
+        try:
+            enable_heif()
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from None
     try:
         image = Image.open(path)
     except Image.DecompressionBombError as exc:
@@ -156,11 +189,43 @@ def _open(path: Path, head: bytes, max_pixels: int) -> Iterator[Image.Image]:
         raise InputError(f"{path}: not a readable image ({_reason(exc)})") from None
     with image:
         if image.format not in INPUT_FORMATS:
-            raise InputError(
-                f"{path}: format {image.format} is not supported (JPEG, PNG, WebP, TIFF)"
-            )
+            raise InputError(f"{path}: format {image.format} is not supported ({READS})")
         _check_pixels(path, *image.size, max_pixels)
         yield image
+
+
+def _frames_read(image: Image.Image) -> str | None:
+    """What is left out of an image of several frames (an animation, the images of a
+    HEIF), as a warning; None for an image of one."""
+    if not getattr(image, "is_animated", False):
+        return None
+    count = image.n_frames
+    if image.format == "HEIF":
+        return f"the file holds {count} images; its primary one was read"
+    if image.format in ANIMATED:
+        return f"an animation of {count} frames; its first frame was read"
+    return None
+
+
+def _unconverted_colour(image: Image.Image) -> str | None:
+    """A warning for a HEIF whose colour is described by an nclx profile (no ICC) other than
+    sRGB's: Display P3 or BT.2020 primaries, or HDR transfer (PQ, HLG), are read as sRGB."""
+    nclx = image.info.get("nclx_profile")
+    if image.format != "HEIF" or "icc_profile" in image.info or not isinstance(nclx, dict):
+        return None
+    primaries, transfer = nclx.get("color_primaries"), nclx.get("transfer_characteristics")
+    if primaries in SRGB_NCLX_PRIMARIES and transfer not in HDR_NCLX_TRANSFERS:
+        return None
+    return f"colour of nclx primaries {primaries}, transfer {transfer} read as sRGB (not converted)"
+
+
+def _orientation(image: Image.Image) -> int:
+    """The EXIF orientation of an opened image; for HEIF that of the file, which libheif
+    has applied already (as the container's rotation and mirroring) and pillow-heif
+    reset to 1 in the EXIF, so that it is not applied twice."""
+    if image.format == "HEIF":
+        return image.info.get("original_orientation") or 1
+    return image.getexif().get(0x0112, 1)
 
 
 @contextmanager
@@ -261,12 +326,12 @@ def _deep_tiff_pixels(path: Path, max_pixels: int, info: dict[str, Any]) -> np.n
 
 def _file_pixels(path: Path, max_pixels: int, info: dict[str, Any]) -> np.ndarray:
     """(H, W, 3|4) float32 pixels of the image file ``path``, upright and sRGB."""
-    _check_file(path)
+    check_file(path)
     try:
         with path.open("rb") as handle:
             head = handle.read(HEAD_BYTES)
     except OSError as exc:
-        raise InputError(f"{path}: cannot be opened ({_os_reason(exc)})") from None
+        raise InputError(f"{path}: cannot be opened ({os_reason(exc)})") from None
     with _decoder_messages(info["warnings"]):
         try:
             is_tiff = head.startswith(MAGIC["TIFF"])
@@ -276,7 +341,11 @@ def _file_pixels(path: Path, max_pixels: int, info: dict[str, Any]) -> np.ndarra
                     info.update(
                         format=image.format, mode=image.mode, original_size=list(image.size)
                     )
-                    info["exif_rotated"] = image.getexif().get(0x0112, 1) in _ORIENT
+                    info["exif_rotated"] = _orientation(image) in _ORIENT
+                    if frames := _frames_read(image):
+                        info["warnings"].append(frames)
+                    if colour := _unconverted_colour(image):
+                        info["warnings"].append(colour)
                     pixels = _pillow_pixels(ImageOps.exif_transpose(image), info)
         except InputError:
             raise
@@ -376,46 +445,6 @@ def check_fits(image: LoadedImage, long_side: int) -> None:
         )
 
 
-def check_output_path(
-    path: str | Path, inputs: Iterable[str | Path] = (), beside: Iterable[str | Path] = ()
-) -> Path:
-    """Validate an output path before any work is done; returns it as a Path.
-
-    Refused: an unknown suffix, a missing folder, a folder, a name the file system cannot
-    hold (nor that of the record beside it, or of ``beside``: other files written next to
-    it) and any of ``inputs``: a result never replaces what it is made from.
-    """
-    out = Path(path)
-    if out.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise InputError(f"{out}: output must end in one of {', '.join(sorted(OUTPUT_SUFFIXES))}")
-    try:
-        if not out.parent.is_dir():
-            raise InputError(f"{out}: folder {out.parent} does not exist")
-        if out.is_dir():
-            raise InputError(f"{out}: a folder, not a file name")
-        limit = os.pathconf(out.parent, "PC_NAME_MAX")
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{out}: cannot be written ({_os_reason(exc)})") from None
-    names = [len(os.fsencode(Path(p).name)) for p in (out, record_path(out), *beside)]
-    if max(names) > limit:
-        raise InputError(
-            f"{out}: name too long ({names[0]} bytes; this folder takes {limit}, "
-            f"{max(names) - names[0]} fewer for the files written beside it)"
-        )
-    for source in inputs:
-        if _same_file(out, source):
-            raise InputError(f"{out}: is also an input ({source}); write the result elsewhere")
-    return out
-
-
-def _same_file(a: str | Path, b: str | Path) -> bool:
-    """Whether ``a`` and ``b`` name one existing file."""
-    try:
-        return os.path.samefile(a, b)
-    except (OSError, ValueError):
-        return False
-
-
 def save_image(rgb: torch.Tensor, path: str | Path, alpha: torch.Tensor | None = None) -> Path:
     """Save (3, H, W) in [0, 1] (and optional (1, h, w) alpha, resized to fit) atomically."""
     out = check_output_path(path)
@@ -444,12 +473,6 @@ def save_image(rgb: torch.Tensor, path: str | Path, alpha: torch.Tensor | None =
             else:
                 image.save(tmp, format="PNG")
     return out
-
-
-def record_path(result: str | Path) -> Path:
-    """The run record beside a result: ``OUT`` -> ``OUT.json``."""
-    result = Path(result)
-    return result.with_name(result.name + ".json")
 
 
 def save_record(record: dict[str, Any], result: str | Path) -> Path:

@@ -1,4 +1,5 @@
-"""Person and background masks: MediaPipe selfie segmentation, thresholding, mask files.
+"""Person and background masks: MediaPipe selfie segmentation, MODNet matting,
+thresholding, mask files.
 
 Masks are float tensors (B,1,H,W) in [0, 1]. :func:`person_mask` is differentiable
 with respect to the image, so it can drive a loss; :func:`background_mask` is a hard
@@ -8,18 +9,16 @@ with respect to the image, so it can drive a loss; :func:`background_mask` is a 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchvision.transforms.functional import gaussian_blur
 
 from . import models
-from .errors import SettingsError
 from .images import load_image
+from .vocabulary import PERSON_MODELS, parse_background
 
 __all__ = [
     "SEGMENTERS",
@@ -28,9 +27,26 @@ __all__ = [
     "parse_background",
     "person_mask",
     "replace_background",
+    "segmenter",
 ]
 
-SEGMENTERS = ("selfie-segmentation", "selfie-segmentation-landscape", "auto")
+SEGMENTERS = ("selfie-segmentation", "selfie-segmentation-landscape", "auto", "modnet")
+AUTO_PERSON_MODEL = {"background": "modnet", "portrait-aware": "selfie"}
+"""What ``person_model`` auto means for each use (measured: docs/results-paper2.md,
+background removal): MODNet's matte for a new background, whose edge is seen; selfie
+segmentation for portrait-aware's thresholded mask (paper 1's results, 40x faster)."""
+
+
+def segmenter(person_model: str, use: str) -> str:
+    """The :func:`person_mask` model of setting ``person_model`` (one of
+    :data:`~portrait_stylize.vocabulary.PERSON_MODELS`) for ``use``, "background" or
+    "portrait-aware"."""
+    if person_model not in PERSON_MODELS:
+        raise ValueError(
+            f"unknown person model {person_model!r}; known: {', '.join(PERSON_MODELS)}"
+        )
+    chosen = AUTO_PERSON_MODEL[use] if person_model == "auto" else person_model
+    return "modnet" if chosen == "modnet" else "auto"
 
 
 def person_mask(
@@ -44,8 +60,9 @@ def person_mask(
     landscape network for images wider than tall, the square one otherwise, so the image
     is stretched least (on the shared photos this gives the cleaner mask: the square
     network is cleaner on portraits, the landscape one on a wide group photo, where the
-    square one marks railings and a window as person). ``device`` defaults to the
-    image's device; the result is on that device.
+    square one marks railings and a window as person); or "modnet", MODNet's alpha
+    matte (read at a 512 px reference side, soft along hair). ``device`` defaults to
+    the image's device; the result is on that device.
     """
     if model not in SEGMENTERS:
         raise ValueError(f"unknown segmentation model {model!r}; known: {', '.join(SEGMENTERS)}")
@@ -56,7 +73,10 @@ def person_mask(
         wide = batch.shape[-1] > batch.shape[-2]
         model = "selfie-segmentation-landscape" if wide else "selfie-segmentation"
     device = torch.device(device) if device is not None else batch.device
-    network = models.mediapipe(model, str(device))
+    if model == "modnet":
+        network = models.modnet(str(device))
+    else:
+        network = models.mediapipe(model, str(device))
     return network(batch.to(device, torch.float32))
 
 
@@ -70,6 +90,8 @@ def background_mask(person: Tensor, threshold: float = 0.5, feather: float = 0.0
     mask = (person < threshold).to(person.dtype if person.is_floating_point() else torch.float32)
     if feather == 0:
         return mask
+    from torchvision.transforms.functional import gaussian_blur  # slow to import: here only
+
     kernel = min(2 * math.ceil(3 * feather) + 1, 2 * min(mask.shape[-2:]) - 1)
     return gaussian_blur(mask, [kernel, kernel], [feather, feather])
 
@@ -94,17 +116,6 @@ def load_mask_file(path: str | Path, size: tuple[int, int]) -> Tensor:
     return gray.clamp(0, 1)
 
 
-def parse_background(spec: str) -> tuple[str, str]:
-    """Split a background setting into (kind, value): ("keep", ""), ("color", "#RRGGBB")
-    or ("texture", FILE). Raises SettingsError for anything else."""
-    kind, _, value = spec.partition(":")
-    if (kind == "keep" and not value) or (kind == "texture" and value):
-        return kind, value
-    if kind == "color" and re.fullmatch(r"#[0-9a-fA-F]{6}", value):
-        return kind, value
-    raise SettingsError(f"background must be keep, color:#RRGGBB or texture:FILE, not {spec!r}")
-
-
 def _backdrop(kind: str, value: str, size: tuple[int, int]) -> Tensor:
     """The replacement background (3, H, W): a flat colour, or a texture image resized
     to cover ``size`` (aspect kept) and cropped around its centre."""
@@ -124,20 +135,30 @@ def _backdrop(kind: str, value: str, size: tuple[int, int]) -> Tensor:
 
 
 def replace_background(
-    image: Tensor, spec: str, threshold: float = 0.5, feather: float = 1.0
+    image: Tensor,
+    spec: str,
+    threshold: float = 0.5,
+    feather: float = 1.0,
+    person_model: str = "auto",
 ) -> Tensor:
     """Image (3, H, W) in [0, 1] with its background replaced as ``spec`` says (see
     :func:`parse_background`; "keep" returns ``image`` itself).
 
-    The person matte is selfie segmentation (:func:`person_mask`) thresholded at
-    ``threshold`` and feathered by ``feather`` px (:func:`background_mask`): pixels
-    well inside the person keep their exact values. MODNet, the paper's matting
-    network, has no offline weights, so it is not offered.
+    ``person_model`` "modnet" (paper 2's; what "auto" means here): the image and the
+    backdrop are blended by MODNet's soft alpha matte. "selfie": selfie segmentation
+    (:func:`person_mask`) thresholded at ``threshold`` and feathered by ``feather`` px
+    (:func:`background_mask`). Either way, pixels well inside the person keep their
+    exact values.
     """
+    model = segmenter(person_model, "background")
     kind, value = parse_background(spec)
     if kind == "keep":
         return image
     with torch.no_grad():
-        background = background_mask(person_mask(image), threshold, feather)[0]
+        person = person_mask(image, model)
+        if model == "modnet":
+            background = 1 - person[0]
+        else:
+            background = background_mask(person, threshold, feather)[0]
     backdrop = _backdrop(kind, value, (image.shape[-2], image.shape[-1])).to(image)
     return image * (1 - background) + backdrop * background

@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from . import masks, models
 from .features import FeatureExtractor
 from .images import resize_long_side
-from .losses import STYLE_LAYERS, gram_matrix, gram_squared_error, masked_gram
+from .losses import gram_matrix, gram_squared_error, masked_gram
+from .vocabulary import STYLE_LAYERS
 
 EVALUATOR_BACKBONE = "vgg16-hed"
 """Feature network of the style distance (calibrated ``layer-mean``)."""

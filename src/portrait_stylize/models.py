@@ -4,7 +4,7 @@ The first call for a network and device loads (and verifies) its weights; later 
 from any thread, return the same module, so a second run in a process loads and hashes
 nothing. Inside :func:`tracking` every network asked for is noted (for the run record,
 whether loaded now or earlier) and a load announces itself as a
-:class:`~portrait_stylize.engine.WeightsLoading` event.
+:class:`~portrait_stylize.events.WeightsLoading` event.
 """
 
 from __future__ import annotations
@@ -17,12 +17,16 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-from .engine import Event, WeightsLoading
+from .events import Event, WeightsLoading
 from .features import BACKBONES, FeatureExtractor, build_extractor
+from .nets.dlib import load_dlib
 from .nets.facenet import InceptionResnetV1, load_facenet
+from .nets.facerec import load_face_recognizer
 from .nets.magenta import WEIGHTS as MAGENTA_WEIGHTS
 from .nets.magenta import StylePredictor, StyleTransformer, load_magenta
 from .nets.mediapipe import load_mediapipe
+from .nets.modnet import WEIGHTS as MODNET_WEIGHTS
+from .nets.modnet import MODNet, load_modnet
 from .nets.mtcnn import MTCNN, STAGES, load_mtcnn
 
 T = TypeVar("T")
@@ -44,7 +48,7 @@ _RUN: ContextVar[_Usage | None] = ContextVar("portrait_stylize_run", default=Non
 @contextmanager
 def tracking(notify: Callable[[Event], None] = lambda event: None) -> Iterator[list[str]]:
     """Note the registry names of every network used in this context (the yielded list)
-    and send :class:`~portrait_stylize.engine.WeightsLoading` events to ``notify``."""
+    and send :class:`~portrait_stylize.events.WeightsLoading` events to ``notify``."""
     usage = _Usage(notify)
     token = _RUN.set(usage)
     try:
@@ -105,6 +109,25 @@ def facenet(name: str, device: str, replicate_pad: bool = False) -> InceptionRes
     )
 
 
+def face_recognizer(name: str, device: str) -> nn.Module:
+    """A face-recognition network of another family than FaceNet on ``device``: ``sface``,
+    ``mobilefacenet`` (ArcFace-aligned 112 px chips) or ``dlib`` (150 px chips); each maps
+    chips (N, 3, S, S) in [0, 1] to embeddings (N, D)."""
+    if name == "dlib":
+        return _warm(("dlib", device), (name,), device, lambda: load_dlib(device))
+    return _warm(
+        ("face_recognizer", name, device),
+        (name,),
+        device,
+        lambda: load_face_recognizer(name, device),
+    )
+
+
 def magenta(device: str) -> tuple[StylePredictor, StyleTransformer]:
     """Magenta's arbitrary stylization pair (style prediction, transformer) on ``device``."""
     return _warm(("magenta", device), MAGENTA_WEIGHTS, device, lambda: load_magenta(device))
+
+
+def modnet(device: str) -> MODNet:
+    """MODNet portrait matting on ``device``: images (B, 3, H, W) -> alpha (B, 1, H, W)."""
+    return _warm(("modnet", device), (MODNET_WEIGHTS,), device, lambda: load_modnet(device))

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from ..api import save_result, stylize
 from ..checkpoint import checkpoint_path
-from ..engine import CancelToken, Step, StopReason
 from ..errors import PortraitStylizeError
+from ..events import CancelToken, Step, StopReason
 from ..methods import resolve_settings
 from .store import BatchStore, Row
 

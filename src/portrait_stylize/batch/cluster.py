@@ -19,8 +19,9 @@ from typing import Any
 
 import torch
 
-from ..engine import CancelToken
-from ..errors import DeviceError, SettingsError
+from ..errors import DeviceError
+from ..events import CancelToken
+from ..extras import require_extra
 from .attempt import Attempt, attempt, settle, worker_name
 from .store import BatchStore, Row
 
@@ -45,13 +46,10 @@ class Worker:
 
 
 def _ray() -> Any:
-    """The ``ray`` module, or a clear error when the extra is not installed."""
-    try:
-        import ray
-    except ImportError as exc:
-        raise SettingsError(
-            "--executor ray needs Ray: pip install 'portrait-stylize[ray]'", "executor"
-        ) from exc
+    """The ``ray`` module, or ExtraMissing when the extra is not installed."""
+    require_extra("ray", "--executor ray")
+    import ray
+
     return ray
 
 

@@ -1,6 +1,6 @@
 """The jobs of a batch: inputs (folders, glob patterns, a CSV manifest) to named jobs.
 
-A job's ``key`` (:func:`~portrait_stylize.web.store.job_id` of its input hashes and its
+A job's ``key`` (:func:`~portrait_stylize.jobdb.job_id` of its input hashes and its
 resolved settings) is written into its result's record; a result whose record carries
 the job's key is done, whatever the store says.
 """
@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, SettingsError
-from ..images import record_path
+from ..images import INPUT_SUFFIXES, record_path
+from ..jobdb import file_sha256, job_id
 from ..methods import job_settings, resolve_settings
-from ..web.store import file_sha256, job_id
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")
+IMAGE_SUFFIXES = INPUT_SUFFIXES
+"""What a folder of inputs is searched for: the endings of every format the loader reads."""
 
 
 @dataclass(frozen=True)

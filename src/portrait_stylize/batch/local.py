@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..engine import CancelToken, Step
+from ..events import CancelToken, Step
 from .attempt import attempt, settle, worker_name
 from .store import BatchStore
 

@@ -19,8 +19,8 @@ from typing import Any
 from PIL import Image
 from tqdm import tqdm
 
-from ..commands.evaluate import LABELS, scores
 from ..errors import PortraitStylizeError
+from ..evaluation import LABELS, scores
 from .store import BatchStore, Row
 
 THUMB_SIDE = 160

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..cli import add_setting_options
 from ..errors import SettingsError
+from ..extras import require_extra
 from ..methods import SPECS
 
 FAILED_EXIT = 4
@@ -15,6 +16,7 @@ FAILED_EXIT = 4
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.usage = "%(prog)s photos [styles] -o OUTDIR [options]"  # not every option
     parser.description = (
         "Stylize every photo with every style (or each row of a CSV manifest), one job per "
         "pair, into OUTDIR as PHOTO--STYLE--METHOD.png with its record. Resumable: run it "
@@ -73,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.ray_address and args.executor != "ray":
         raise SettingsError("--ray-address needs --executor ray", "ray_address")
+    if args.executor == "ray":
+        require_extra("ray", "portrait-stylize batch --executor ray")
     if args.workers < 1 or args.retries < 0 or (args.threads is not None and args.threads < 1):
         raise SettingsError("--workers and --threads must be at least 1, --retries at least 0")
     overrides = {name: getattr(args, name) for name in SPECS if name != "method"}

@@ -4,35 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from ..face_metrics import face_scores, gallery_embeddings
-from ..images import load_image
-from ..masks import load_mask_file
-from ..metrics import evaluate
-
-LABELS = {
-    "fg_ssim": "portrait SSIM (higher: kept)",
-    "fg_fsimc": "portrait FSIMc (higher: kept)",
-    "fg_gmsd": "portrait GMSD (lower: kept)",
-    "bg_ssim": "background SSIM",
-    "bg_fsimc": "background FSIMc",
-    "bg_gmsd": "background GMSD",
-    "style_distance": "style distance, whole (lower: more stylized)",
-    "bg_style_distance": "style distance, background",
-    "identity_cosine": "face identity cosine, facenet-msceleb (higher: kept)",
-    "identity_rank1": "rank-1 identification among the faces (+ --gallery) (1: all kept)",
-    "landmark_nme": "face landmark NME (lower: kept)",
-    "face_stylization": "face stylization, face/rest 1-SSIM (0: as photo, 1: as rest)",
-}
+from ..evaluation import LABELS, scores
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Compare a result with its content over the portrait and the background (SSIM, "
-        "FSIMc, GMSD) and on the content's faces (identity cosine, landmark NME, face "
+        "FSIMc, GMSD) and on the content's faces (identity cosine of FaceNet MS-Celeb, "
+        "identity distance of dlib's descriptor, a network in no loss, landmark NME, face "
         "stylization: the faces' 1 - SSIM over that of the rest of the image; rank-1 "
         "identification: each face still nearest its own among the others) and, with "
         "--style, measure its Gram distance to the style image."
@@ -52,25 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "for one of theirs",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-
-
-def scores(
-    content_path: str | Path,
-    result_path: str | Path,
-    style_path: str | Path | None = None,
-    mask_path: str | Path | None = None,
-    gallery_paths: Sequence[str | Path] = (),
-) -> dict[str, Any]:
-    """Every score of :data:`LABELS` (and their per-face values and reasons) of a result,
-    rank-1 identification against the content's other faces and those of ``gallery_paths``."""
-    content = load_image(content_path).rgb
-    result = load_image(result_path).rgb
-    style = load_image(style_path).rgb if style_path else None
-    size = (result.shape[-2], result.shape[-1])
-    mask = load_mask_file(mask_path, size) if mask_path else None
-    gallery = gallery_embeddings([load_image(path).rgb for path in gallery_paths])
-    values: dict[str, Any] = {**evaluate(content, result, style=style, mask=mask)}
-    return values | face_scores(content, result, gallery=gallery)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 Detects faces (box, score, landmarks), runs FaceMesh on each face and the person
 segmentation; prints a summary or JSON and optionally draws it all over the image.
+PyTorch and the networks are imported by :func:`run`, not for ``--help``.
 """
 
 from __future__ import annotations
@@ -9,22 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-from PIL import Image, ImageDraw, ImageFont
+from ..paths import check_output_path
+from ..vocabulary import DETECTORS
 
-from ..faces import (
-    DETECTORS,
-    Faces,
-    crop_faces,
-    crop_to_image,
-    detect_faces,
-    face_landmarks,
-    square_boxes,
-)
-from ..images import check_output_path, load_image, save_image
-from ..masks import person_mask, tint
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+    from ..faces import Faces
 
 MESH_PADDING = 0.25  # FaceMesh expects the face box enlarged 1.5x
 MESH_SIZE = 192
@@ -50,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _mesh(image: torch.Tensor, faces: Faces) -> torch.Tensor:
     """FaceMesh landmarks (N,468,2) of each face, in image pixels."""
+    from ..faces import crop_faces, crop_to_image, face_landmarks, square_boxes
+
     boxes = square_boxes(faces.boxes, MESH_PADDING)
     landmarks, _ = face_landmarks(crop_faces(image, boxes, MESH_SIZE))
     return crop_to_image(landmarks[..., :2], boxes, MESH_SIZE)
@@ -59,6 +56,11 @@ def _overlay(
     image: torch.Tensor, person: torch.Tensor, faces: Faces, mesh: torch.Tensor
 ) -> Image.Image:
     """The image (3,H,W) with the person mask (H,W) tinted and the faces drawn on it."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFont
+
+    from ..masks import tint
+
     tinted = tint(image, person, TINT).permute(1, 2, 0).numpy()
     canvas = Image.fromarray(np.round(tinted * 255).astype(np.uint8))
     draw = ImageDraw.Draw(canvas)
@@ -79,6 +81,13 @@ def _overlay(
 
 def run(args: argparse.Namespace) -> int:
     output = check_output_path(args.output, [args.image]) if args.output else None
+    import numpy as np
+    import torch
+
+    from ..faces import detect_faces
+    from ..images import load_image, save_image
+    from ..masks import person_mask
+
     image = load_image(args.image).rgb
     device = torch.device(args.device)
     with torch.no_grad():

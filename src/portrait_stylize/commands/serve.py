@@ -7,6 +7,8 @@ from pathlib import Path
 
 import platformdirs
 
+from ..extras import require_extra
+
 DEFAULT_DATA = platformdirs.user_data_path("portrait-stylize") / "serve"
 
 
@@ -88,6 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_extra("web", "portrait-stylize serve")
     from ..web.server import ServeOptions, serve
     from ..web.settings import Limits
 

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from ..errors import SettingsError
-from ..weights import REGISTRY, PackageSource, WeightSpec, weight_path
+from ..weights import REGISTRY, NpmSource, PackageSource, WeightSpec, weight_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,9 +24,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _source_kind(spec: WeightSpec) -> str:
-    return " > ".join(
-        f"package {s.requirement}" if isinstance(s, PackageSource) else "url" for s in spec.sources
-    )
+    kinds = []
+    for s in spec.sources:
+        if isinstance(s, PackageSource):
+            kinds.append(f"package {s.requirement}")
+        elif isinstance(s, NpmSource):
+            kinds.append(f"npm {s.spec}")
+        else:
+            kinds.append("url")
+    return " > ".join(kinds)
 
 
 def _size(spec: WeightSpec) -> str:
@@ -65,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     names = args.names or [
         spec.name
         for spec in REGISTRY.values()
-        if any(isinstance(s, PackageSource) for s in spec.sources)
+        if any(isinstance(s, PackageSource | NpmSource) for s in spec.sources)
     ]
     if args.file and len(names) != 1:
         raise SettingsError("--file needs exactly one NAME")

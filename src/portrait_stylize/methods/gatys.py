@@ -14,7 +14,7 @@ import torch
 
 from ..features import FeatureExtractor
 from ..losses import CONVENTIONS, ContentTerm, Objective, StyleTerm, Term, TVTerm, gram_matrix
-from .base import Built, Method, blend_weights
+from .base import Built, blend_weights
 from .settings import Settings
 
 
@@ -85,19 +85,3 @@ def build_content_style(
             )
         )
     return Built(terms)
-
-
-GATYS = Method(
-    name="gatys",
-    description="Gatys et al. 2016, paper 1 weights (α, β) = (5, 2e2), L-BFGS from noise",
-    defaults={},
-    build=build_content_style,
-    paper="Gatys, Ecker, Bethge, CVPR 2016 (baseline of Xing et al., ICIP 2018)",
-)
-GATYS_PLUS = Method(
-    name="gatys-plus",
-    description="Gatys with the style weight × 20 (paper 1's 'Gatys+')",
-    defaults={"style_weight": 4e3},
-    build=build_content_style,
-    paper="Xing et al., ICIP 2018, Fig. 1(c)",
-)

@@ -12,7 +12,7 @@ import torch
 from .. import masks
 from ..features import FeatureExtractor
 from ..losses import CONVENTIONS, MaskedStyleTerm, Objective
-from .base import OPTIMISED, Built, Method, blend_weights
+from .base import Built, blend_weights
 from .gatys import build_content_style, style_grams
 from .settings import Settings
 
@@ -20,16 +20,18 @@ from .settings import Settings
 def background_of(settings: Settings, content: torch.Tensor) -> torch.Tensor:
     """Background mask y (1, 1, H, W), 1 on the background, of content (1, 3, H, W).
 
-    From ``settings.mask`` (white = person) when given, else from segmenting the content;
-    thresholded at ``mask_threshold`` and feathered by ``mask_feather``. Warns when no
-    pixel is left on the person (the run then stylizes the whole image as background).
+    From ``settings.mask`` (white = person) when given, else from segmenting the content
+    with ``settings.person_model`` (auto: selfie segmentation); thresholded at
+    ``mask_threshold`` and feathered by ``mask_feather``. Warns when no pixel is left on
+    the person (the run then stylizes the whole image as background).
     """
     if settings.mask:
         size = (content.shape[-2], content.shape[-1])
         person = masks.load_mask_file(settings.mask, size).to(content)
     else:
         with torch.no_grad():
-            person = masks.person_mask(content)
+            model = masks.segmenter(settings.person_model, "portrait-aware")
+            person = masks.person_mask(content, model)
     background = masks.background_mask(person, settings.mask_threshold, settings.mask_feather)
     if not bool((background < 0.5).any()):
         warnings.warn(
@@ -67,25 +69,3 @@ def build_portrait_aware(
     )
     built.artifacts["mask"] = 1 - background[0]
     return built
-
-
-PORTRAIT_AWARE = Method(
-    name="portrait-aware",
-    description=(
-        "Xing et al. 2018: coarse style (relu3_1-relu5_1) on the whole image, fine "
-        "style (relu1_1-relu3_1, weight γ = 2e4) on the background only"
-    ),
-    defaults={"style_layers": ("relu3_1", "relu4_1", "relu5_1")},
-    build=build_portrait_aware,
-    paper="Xing et al., Portrait-aware artistic style transfer, ICIP 2018",
-    notes=[
-        "person mask: MediaPipe selfie segmentation thresholded at mask_threshold "
-        "(the paper: FCN-8s person class), or --mask FILE (white = person)",
-        "masked Gram normalised by the background area by default "
-        "(--masked-gram-norm full: by the whole image's, the literal eq. 6)",
-        "starts from the mean colour, as the paper from noise; --init content keeps the "
-        "person in its own colours, and only then is its portrait the best kept of the "
-        "three (docs/results-paper1.md)",
-    ],
-    groups=(*OPTIMISED, "portrait-aware"),
-)

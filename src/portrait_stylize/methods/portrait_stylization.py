@@ -6,20 +6,30 @@ FaceNet features and an optional FaceMesh landmark loss, all faces at once
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
 from torch import nn
 
-from ..face_losses import BoxJitter, FaceIDTerm, MeshTerm, content_faces, scale_boxes
-from ..faces import crop_faces
+from ..face_losses import (
+    BoxJitter,
+    FaceIDTerm,
+    MeshTerm,
+    content_faces_and_landmarks,
+    scale_boxes,
+    scale_points,
+)
+from ..faces import BLAZEFACE_LANDMARKS, MTCNN_LANDMARKS, crop_faces
 from ..features import FeatureExtractor
 from ..losses import StyleTerm
-from .base import OPTIMISED, Built, Method
-from .crowson import CROWSON_DEFAULTS
+from .base import Built
 from .gatys import build_content_style
 from .settings import Settings
 
+GROUP_FACES = 3
+"""Faces from which a photo is a group (docs/identity.md: a group's bodies dissolve at a
+single portrait's content weight)."""
 MIN_CROP = 32
 """Smallest side (px) of a face crop for the face style term (VGG needs room to pool)."""
 
@@ -55,17 +65,16 @@ def uses_face_terms(settings: Settings) -> bool:
 
 def prepare_portrait_stylization(settings: Settings, content: torch.Tensor) -> dict[str, Any]:
     """Faces of the full-resolution content (3, H, W), detected once per run:
-    {"faces": normalised boxes (M, 4)}; nothing when no face term is built."""
+    {"faces": normalised boxes (M, 4), "landmarks": the same faces' normalised landmarks
+    (M, K, 2), "group": whether they are a group (at least :data:`GROUP_FACES`) painted
+    with ``group_content_weight``}; nothing when no face term is built."""
     if not uses_face_terms(settings):
         return {}
-    return {
-        "faces": content_faces(
-            content,
-            settings.face_detector,
-            settings.face_padding,
-            settings.min_face_fraction,
-        )
-    }
+    faces, landmarks = content_faces_and_landmarks(
+        content, settings.face_detector, settings.face_padding, settings.min_face_fraction
+    )
+    group = settings.group_content_weight is not None and len(faces) >= GROUP_FACES
+    return {"faces": faces, "landmarks": landmarks, "group": group}
 
 
 def build_portrait_stylization(
@@ -74,23 +83,32 @@ def build_portrait_stylization(
     content: torch.Tensor,
     styles: list[torch.Tensor],
     faces: torch.Tensor | None = None,
+    group: bool = False,
+    landmarks: torch.Tensor | None = None,
 ) -> Built:
     """Portrait Stylization at one scale: crowson plus the FaceID and mesh terms on the
     content's faces.
 
     content (1, 3, H, W); styles list of (1, 3, h, w). ``faces``: normalised boxes
-    (M, 4) from :func:`prepare_portrait_stylization`; None detects them in ``content``.
-    ``face_style_weight`` adds the style loss on the face crops. A term whose weight (or
-    identity) is 0 is left out, so without any this is exactly crowson.
+    (M, 4) from :func:`prepare_portrait_stylization`, ``landmarks`` (M, K, 2) theirs (the
+    networks of ``face_models`` that align faces read them); None detects them in
+    ``content``. ``face_style_weight`` adds the style loss on the face crops. A term whose
+    weight (or identity) is 0 is left out, so without any this is exactly crowson. A ``group`` is
+    held to the photograph by ``group_content_weight`` instead of ``content_weight``.
     """
+    if group and settings.group_content_weight is not None:
+        settings = dataclasses.replace(settings, content_weight=settings.group_content_weight)
     built = build_content_style(settings, extractor, content, styles)
     if not uses_face_terms(settings):
         return built
     if faces is None:
-        faces = prepare_portrait_stylization(settings, content[0])["faces"]
+        prepared = prepare_portrait_stylization(settings, content[0])
+        faces, landmarks = prepared["faces"], prepared["landmarks"]
     if len(faces) == 0:
         return built
-    boxes = scale_boxes(faces, (content.shape[-2], content.shape[-1]))
+    size = (content.shape[-2], content.shape[-1])
+    boxes = scale_boxes(faces, size)
+    names = MTCNN_LANDMARKS if settings.face_detector == "mtcnn" else BLAZEFACE_LANDMARKS
     jitter = BoxJitter(settings.face_jitter, settings.seed)
     if uses_face_id(settings):
         built.terms.append(
@@ -98,16 +116,21 @@ def build_portrait_stylization(
                 boxes,
                 content,
                 settings.face_weight,
-                settings.face_model,
+                settings.identity_models,
                 autocast=settings.autocast,
                 loss=settings.face_loss,
                 identity=settings.identity,
                 jitter=jitter,
                 views=settings.face_views,
+                landmarks=None if landmarks is None else scale_points(landmarks, size),
+                landmark_names=names,
             )
         )
     if settings.mesh_weight > 0:
         built.terms.append(MeshTerm(boxes, content, settings.mesh_weight))
+    for term in built.terms:
+        if isinstance(term, FaceIDTerm | MeshTerm):
+            term.every = settings.face_every
     if settings.face_style_weight > 0:
         style = next(term for term in built.terms if isinstance(term, StyleTerm))
         built.terms.append(
@@ -122,74 +145,3 @@ def build_portrait_stylization(
             )
         )
     return built
-
-
-PORTRAIT_STYLIZATION = Method(
-    name="portrait-stylization",
-    description=(
-        "Portrait Stylization: crowson plus a FaceID loss on the faces' FaceNet "
-        "embeddings (--identity 0..1) and an optional FaceMesh landmark loss"
-    ),
-    defaults={
-        **CROWSON_DEFAULTS,
-        "face_loss": "embedding",
-        "face_weight": 0.2,
-        "identity": 0.9,
-        "face_style_weight": 1.0,
-    },
-    paper_settings={
-        "face_loss": "activations",
-        "face_weight": 0.015,
-        "face_views": 1,
-        "face_jitter": 0.0,
-        "face_style_weight": 0.0,
-    },
-    build=build_portrait_stylization,
-    prepare=prepare_portrait_stylization,
-    paper="Portrait Stylization: Artistic Style Transfer with Auxiliary Networks "
-    "for Human Face Stylization (reference defaults)",
-    notes=[
-        "faces: detected once on the full-resolution content (--face-detector), "
-        "padded by --face-padding of their longer side, squared; faces under "
-        "--min-face-fraction of the image are left out; no usable face: a warning, "
-        "and the run is plain crowson",
-        "FaceNet facenet-casia (offline; the paper's: facenet-vggface2, --face-model), "
-        "first conv replicate-padded",
-        "--identity 0 drops the identity term; the face style term still paints the "
-        "faces (with --face-style-weight 0 too, the run is crowson)",
-        "the paper's activations loss (--paper-exact): face_weight 0.015 keeps faces "
-        "close to the photograph; about 0.001-0.002 paints them on a large single "
-        "portrait but loses small faces",
-    ],
-    groups=(*OPTIMISED, "faces"),
-)
-
-PORTRAIT_PAINTING = Method(
-    name="portrait-painting",
-    description=(
-        "portrait-stylization on the original VGG-19 in torchvision's units: the whole "
-        "picture painted, each face held by the identity hinge at 1 (weight 1) and the "
-        "FaceMesh landmarks"
-    ),
-    defaults={
-        **PORTRAIT_STYLIZATION.defaults,
-        "backbone": "vgg19-caffe",
-        "calibration": "torchvision",
-        "identity": 1.0,
-        "face_weight": 1.0,
-        "face_style_weight": 0.0,
-        "mesh_weight": 1e-3,
-    },
-    paper_settings=PORTRAIT_STYLIZATION.paper_settings,
-    build=build_portrait_stylization,
-    prepare=prepare_portrait_stylization,
-    paper="this tool's recipe, measured in docs/identity.md",
-    notes=[
-        "the face style term is off: on this network it paints a square frame around "
-        "each face (docs/backbones.md)",
-        "made for one sitter: on a six-face group identity is portrait-stylization's, "
-        "and --content-weight 0.06 keeps the bodies painted rather than dissolved "
-        "(docs/identity.md)",
-    ],
-    groups=PORTRAIT_STYLIZATION.groups,
-)

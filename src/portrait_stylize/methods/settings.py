@@ -21,18 +21,25 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import torch
-
-from .. import masks
-from ..engine import OPTIMIZERS, bf16_is_fast
 from ..errors import SettingsError, printable
-from ..face_losses import FACE_LOSSES, FACE_MODELS
-from ..faces import DETECTORS
-from ..features import BACKBONES, CALIBRATIONS, DEFAULT_BACKBONE
-from ..images import MIN_SIDE
-from ..losses import CONVENTIONS, MASKED_GRAM_NORMS, STYLE_LAYERS
-from ..nets.vgg import layer_names
-from .base import METHODS
+from ..vocabulary import (
+    BACKBONES,
+    CALIBRATIONS,
+    CONVENTION_NAMES,
+    DEFAULT_BACKBONE,
+    DETECTORS,
+    FACE_LOSSES,
+    FACE_MODELS,
+    FACENET_MODELS,
+    MASKED_GRAM_NORMS,
+    MIN_SIDE,
+    OPTIMIZERS,
+    PERSON_MODELS,
+    STYLE_LAYERS,
+    layer_names,
+    parse_background,
+)
+from .registry import DEFAULT_METHOD, METHODS
 
 GROUPS: dict[str, str] = {
     "method": "the method, the result's size, the seed and the style blend",
@@ -47,14 +54,16 @@ GROUPS: dict[str, str] = {
 BACKGROUND_LAYERS = ("relu1_1", "relu2_1", "relu3_1")
 INITS = ("mean", "noise", "content", "gray", "uniform", "style-mean", "instant")
 PRECISIONS = ("auto", "fp32", "bf16")
+LAYOUTS = ("auto", "nchw", "channels-last")
 PAPER_EXACT: dict[str, Any] = {"precision": "fp32", "converge_tol": 0.0}
 """What ``paper_exact`` sets over every method's speed defaults (the papers' iteration
 counts are the defaults already)."""
 MAX_SIZE = 16384
 """The longest side a result or a style image may have: at 16384 px VGG-19's first layer
 alone holds 64 x 16384² floats (69 GB)."""
-FLOAT32_MAX = torch.finfo(torch.float32).max
-"""The largest number the engine computes with; a setting beyond it is infinite there."""
+FLOAT32_MAX = 3.4028234663852886e38
+"""``torch.finfo(torch.float32).max``: the largest number the engine computes with; a
+setting beyond it is infinite there."""
 DEVICE = re.compile(r"cpu|cuda(:[0-9]+)?")
 """The devices a run may name; PyTorch must also read the name back unchanged (it wraps
 cuda:128 round to cuda:-128)."""
@@ -130,7 +139,7 @@ def setting(default: T, help: str, group: str, **spec: Any) -> T:
 class Settings:
     """Every setting of a run; saved in the run record so the run can be repeated."""
 
-    method: str = setting("gatys", "method preset", "method", choices=METHODS)
+    method: str = setting(DEFAULT_METHOD, "method preset", "method", choices=METHODS)
     size: int = setting(
         512,
         "long side of the result in pixels (the last scale's)",
@@ -150,7 +159,19 @@ class Settings:
         None, "multi-scale: steps at the first scale (unset: iterations)", "schedule", low=0
     )
     iterations: int = setting(
-        1000, "optimisation steps (at each later scale, multi-scale)", "schedule", low=0
+        1000,
+        "optimisation steps (multi-scale: at each scale after the first, or with "
+        "step_exponent at the first and fewer at each finer one)",
+        "schedule",
+        low=0,
+    )
+    step_exponent: float = setting(
+        0.0,
+        "multi-scale: a scale of long side s takes iterations x (first side / s)^this "
+        "steps: fewer where a step costs more (0: iterations at every scale)",
+        "schedule",
+        low=0,
+        high=4,
     )
     ema_decay: float | None = setting(
         None,
@@ -159,6 +180,14 @@ class Settings:
         low=0,
         high=1,
         open_high=True,
+    )
+    ema_window: float = setting(
+        0.0,
+        "above 0: the moving average spans this fraction of each scale's steps (its decay "
+        "1 - 1/(fraction x steps), replacing ema_decay), so short scales average few iterates",
+        "schedule",
+        low=0,
+        high=1,
     )
     converge_tol: float = setting(
         0.0,
@@ -182,11 +211,19 @@ class Settings:
     lr: float | None = setting(
         None, "step size (unset: L-BFGS 1.0, Adam 0.02)", "schedule", low=0, open_low=True
     )
+    lr_end: float = setting(
+        1.0,
+        "Adam: the step size at the last step of each scale, as a fraction of lr, reached "
+        "linearly (1: constant)",
+        "schedule",
+        low=0,
+        high=1,
+    )
     init: str = setting(
-        "mean",
-        "start image: mean (ImageNet's mean colour, neural-style's start), noise (mid-grey "
-        "plus Gaussian noise), content, gray, uniform, style-mean or instant (the "
-        "feed-forward result)",
+        "content",
+        "start image: content (the photograph), mean (ImageNet's mean colour, neural-style's "
+        "start for the papers' noise), noise (mid-grey plus Gaussian noise), gray, uniform, "
+        "style-mean or instant (the feed-forward result)",
         "schedule",
         choices=INITS,
     )
@@ -200,6 +237,13 @@ class Settings:
         "units, 20-30x slower without; fp32: the papers' precision; auto: bf16 where fast",
         "advanced",
         choices=PRECISIONS,
+    )
+    layout: str = setting(
+        "auto",
+        "memory layout of the feature network's input: nchw, channels-last, or auto: the "
+        "faster on this machine (measured on its first run, then cached)",
+        "advanced",
+        choices=LAYOUTS,
     )
     backbone: str = setting(
         DEFAULT_BACKBONE,
@@ -219,7 +263,7 @@ class Settings:
         "neural-style",
         "loss normalisation and pixel units: neural-style (Gatys family) or crowson",
         "losses",
-        choices=CONVENTIONS,
+        choices=CONVENTION_NAMES,
     )
     pooling: str = setting(
         "max", "pooling in the feature network", "advanced", choices=("max", "avg")
@@ -228,6 +272,13 @@ class Settings:
         ("relu4_2",), "VGG layers of the content loss", "losses"
     )
     content_weight: float = setting(5.0, "content weight (α)", "losses", low=0)
+    group_content_weight: float | None = setting(
+        None,
+        "the content weight when the photo is a group (3 faces or more; unset: "
+        "content_weight as for one sitter)",
+        "faces",
+        low=0,
+    )
     style_layers: tuple[str, ...] = setting(STYLE_LAYERS, "VGG layers of the style loss", "losses")
     style_layer_weights: tuple[float, ...] | None = setting(
         None, "one weight per style layer (unset: 1 each)", "losses", low=0
@@ -327,6 +378,14 @@ class Settings:
         low=0,
     )
     mesh_weight: float = setting(0.0, "weight of the FaceMesh landmark loss", "faces", low=0)
+    face_every: int = setting(
+        1,
+        "run the face networks of the FaceID and landmark losses every N steps and reuse "
+        "their last gradient in between (1: every step)",
+        "faces",
+        low=1,
+        high=64,
+    )
     face_detector: str = setting(
         "mtcnn",
         "face detector, run once on the full-resolution content",
@@ -349,8 +408,15 @@ class Settings:
     )
     face_model: str = setting(
         "facenet-casia",
-        "FaceNet weights of the FaceID loss: facenet-casia (offline) or facenet-vggface2 "
-        "(online, the paper's)",
+        "network of the FaceID loss: facenet-casia (offline), facenet-vggface2 (online, the "
+        "paper's), sface or mobilefacenet (embedding loss only; see face_models)",
+        "faces",
+        choices=FACE_MODELS,
+    )
+    face_models: tuple[str, ...] | None = setting(
+        None,
+        "embedding FaceID: several networks whose hinges are averaged, an ensemble of "
+        "families (e.g. facenet-casia sface mobilefacenet; unset: face_model alone)",
         "faces",
         choices=FACE_MODELS,
     )
@@ -359,6 +425,14 @@ class Settings:
         "replace the content's background first: keep, color:#RRGGBB or texture:FILE",
         "output",
         file_prefix="texture:",
+    )
+    person_model: str = setting(
+        "auto",
+        "person mask of background and of portrait-aware: selfie (MediaPipe selfie "
+        "segmentation), modnet (MODNet's alpha matte, soft along hair; 0.5-0.8 s at 512 px) "
+        "or auto (modnet for background, selfie for portrait-aware)",
+        "output",
+        choices=PERSON_MODELS,
     )
     preserve_colors: bool = setting(
         False,
@@ -375,9 +449,17 @@ class Settings:
     )
 
     @property
+    def identity_models(self) -> tuple[str, ...]:
+        """The networks of the FaceID loss: ``face_models``, or ``face_model`` alone."""
+        return self.face_models if self.face_models else (self.face_model,)
+
+    @property
     def autocast(self) -> bool:
-        """Whether the feature networks run under bfloat16 autocast."""
+        """Whether the feature networks run under bfloat16 autocast (``auto`` asks
+        PyTorch, imported here, whether bfloat16 is fast on the device)."""
         if self.precision == "auto":
+            from ..engine import bf16_is_fast
+
             return bf16_is_fast(self.device)
         return self.precision == "bf16"
 
@@ -422,11 +504,28 @@ class Settings:
         exact = paper_exact_settings(self.method)
         if self.paper_exact and any(getattr(self, k) != v for k, v in exact.items()):
             raise SettingsError(f"paper_exact needs {exact}", "paper_exact")
-        masks.parse_background(self.background)
+        parse_background(self.background)
+        if self.face_models is not None and not self.face_models:
+            raise SettingsError(
+                "face_models needs at least one network (unset: face_model alone)", "face_models"
+            )
+        models = self.identity_models
+        if self.face_loss == "activations" and (len(models) > 1 or models[0] not in FACENET_MODELS):
+            field = "face_models" if self.face_models else "face_model"
+            raise SettingsError(
+                f"{field}: the activations FaceID loss reads one FaceNet network "
+                f"({' or '.join(FACENET_MODELS)}); the others need face_loss embedding",
+                field,
+            )
 
 
 def _torch_reads(device: str) -> bool:
-    """Whether PyTorch reads ``device`` as that device."""
+    """Whether PyTorch reads ``device`` as that device (PyTorch imported only for a device
+    with an index: it reads cpu and cuda as themselves)."""
+    if device in ("cpu", "cuda"):
+        return True
+    import torch
+
     try:
         return str(torch.device(device)) == device
     except RuntimeError:

@@ -14,7 +14,6 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import box_iou
 
 from ..weights import weight_path
 from .tflite import TFLiteModule
@@ -104,6 +103,8 @@ def weighted_nms(
     than ``iou_threshold``; outputs their score-weighted mean box and keypoints with the
     best score. Inputs (N,4), (N,) and (N,K,2); outputs sorted by score.
     """
+    from torchvision.ops import box_iou  # slow to import: here only
+
     order = scores.argsort(descending=True)
     boxes, scores, keypoints = boxes[order], scores[order], keypoints[order]
     iou = box_iou(boxes, boxes)

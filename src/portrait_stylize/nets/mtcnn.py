@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import batched_nms, nms, roi_align
 
 __all__ = ["MTCNN", "ONet", "PNet", "RNet", "load_mtcnn", "state_dict_from_pt"]
 
@@ -177,6 +176,8 @@ class MTCNN(nn.Module):
 
     def _propose(self, pixels: Tensor) -> Tensor:
         """Stage 1 on (3,H,W) pixels: candidate boxes (N,4), squared, on whole pixels."""
+        from torchvision.ops import batched_nms, nms  # slow to import: here only
+
         height, width = pixels.shape[1:]
         image = _normalize(pixels)[None]
         boxes, scores, offsets, level = [], [], [], []
@@ -201,6 +202,8 @@ class MTCNN(nn.Module):
 
         Parts outside the image are black, as in the original cascade.
         """
+        from torchvision.ops import roi_align  # slow to import: here only
+
         crops = roi_align(pixels[None], [boxes], size, sampling_ratio=-1, aligned=True)
         return _normalize(crops)
 
@@ -212,6 +215,8 @@ class MTCNN(nn.Module):
         landmarks (N,5,2) as (x, y): left eye, right eye, nose, left and right mouth
         corner (as seen in the image). Best score first.
         """
+        from torchvision.ops import nms  # slow to import: here only
+
         device = self.pnet.conv1.weight.device
         empty = (
             torch.zeros(0, 4, device=device),

@@ -19,12 +19,17 @@ Sigmoid write into their first input where no later node reads its storage (and 
 gradient is recorded): fewer allocations and cache misses.
 
 Tensors keep the ONNX layout; a Reshape to a constant shape with a leading 1 keeps the
-batch dimension instead. Only the operators (and attribute values) of the graphs this tool
-loads are supported; others raise :class:`UnsupportedOperatorError` naming the node.
+batch dimension instead. Shapes computed in the graph (Shape, Gather, Unsqueeze, Concat
+feeding a Reshape or Expand, as PyTorch exports for dynamic sizes) are small int64
+tensors at run time. Inference semantics throughout: BatchNormalization uses its stored
+statistics, Dropout is the identity. Only the operators (and attribute values) of the
+graphs this tool loads are supported (Magenta's int8 pair, SFace's float graph, MODNet's
+float graph); others raise :class:`UnsupportedOperatorError` naming the node.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
@@ -43,7 +48,7 @@ _LAYOUT = ("Reshape", "Transpose")
 _KEEP_GRID = (*_LAYOUT, "Pad", "Resize")
 """Operators whose output values lie on the quantisation grid of their input (zero padding
 included: 0 is a grid point)."""
-_VIEWS = _KEEP_GRID
+_VIEWS = (*_KEEP_GRID, "Dropout", "Flatten", "Slice", "Unsqueeze", "Expand")
 """Operators whose output may share the storage of their first input."""
 
 
@@ -106,7 +111,8 @@ def _overwriting(fn_: Callable[..., Tensor], fn: Callable[..., Tensor]) -> Calla
 
     def run(x: Tensor, *rest: Tensor) -> Tensor:
         grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, *rest))
-        grows = bool(rest) and x.shape != torch.broadcast_shapes(x.shape, *(t.shape for t in rest))
+        # numpy's broadcast: torch.broadcast_shapes imports sympy on first use (0.3 s)
+        grows = bool(rest) and x.shape != np.broadcast_shapes(x.shape, *(t.shape for t in rest))
         return fn(x, *rest) if grad or grows else fn_(x, *rest)
 
     return run
@@ -164,11 +170,89 @@ def _reshape(x: Tensor, shape: tuple[int, ...]) -> Tensor:
     return x.reshape(shape)
 
 
-def _resize_nearest(x: Tensor, scales: tuple[float, ...]) -> Tensor:
-    """Resize by constant scales, nearest neighbour, asymmetric coordinates, floor."""
+def _resize(x: Tensor, scales: tuple[float, ...], mode: str) -> Tensor:
+    """Resize (N, C, H, W) by constant scales of H and W: ``nearest`` (asymmetric
+    coordinates, floor) or ``bilinear`` (pytorch_half_pixel coordinates, no antialias)."""
     if all(s == 1 for s in scales):
         return x
-    return F.interpolate(x, scale_factor=scales[2:], mode="nearest")
+    if mode == "nearest":
+        return F.interpolate(x, scale_factor=scales[2:], mode="nearest")
+    return F.interpolate(x, scale_factor=scales[2:], mode="bilinear", align_corners=False)
+
+
+def _reshape_to(x: Tensor, shape: Tensor) -> Tensor:
+    """Reshape to a shape computed in the graph (int64 (R,)): 0 keeps that dimension of
+    ``x``, -1 is inferred."""
+    dims = [x.shape[i] if d == 0 else d for i, d in enumerate(shape.tolist())]
+    return x.reshape(dims)
+
+
+def _expand(x: Tensor, shape: Tensor) -> Tensor:
+    """ONNX Expand: ``x`` broadcast against a shape computed in the graph (int64 (R,))."""
+    return x.expand(np.broadcast_shapes(tuple(x.shape), tuple(shape.tolist())))
+
+
+def _slice(
+    x: Tensor, starts: np.ndarray, ends: np.ndarray, axes: np.ndarray, steps: np.ndarray
+) -> Tensor:
+    """ONNX Slice by constant (K,) starts, ends, axes and positive steps (a view of ``x``)."""
+    index = [slice(None)] * x.dim()
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
+        index[int(axis) % x.dim()] = slice(int(start), int(end), int(step))
+    return x[tuple(index)]
+
+
+def _batch_norm(
+    x: Tensor, scale: Tensor, bias: Tensor, mean: Tensor, var: Tensor, *, eps: float
+) -> Tensor:
+    """BatchNormalization in inference mode of (N, C, ...) with per-channel (C,) constants."""
+    return F.batch_norm(x, mean, var, scale, bias, training=False, eps=eps)
+
+
+def _prelu(x: Tensor, slope: Tensor) -> Tensor:
+    """PRelu: x where x >= 0, else slope * x (slope broadcast against x, e.g. (C, 1, 1))."""
+    return F.relu(x) - slope * F.relu(-x)  # as fast as torch.where, same values
+
+
+def _gemm(
+    a: Tensor, b: Tensor, c: Tensor | None = None, *, alpha: float, beta: float, trans_b: bool
+) -> Tensor:
+    """Gemm alpha * A B' + beta * C of A (N, K), B (K, M) or (M, K) with ``trans_b``, C (M,)."""
+    weight = b if trans_b else b.T
+    y = F.linear(a, weight)
+    if alpha != 1.0:
+        y = y * alpha
+    if c is not None:
+        y = y + (c if beta == 1.0 else beta * c)
+    return y
+
+
+def _unsqueeze(x: Tensor, axes: tuple[int, ...]) -> Tensor:
+    """ONNX Unsqueeze: ``x`` with a new dimension of size 1 at each of ``axes`` (of the
+    output's rank; negative from its end)."""
+    rank = x.dim() + len(axes)
+    for axis in sorted(a % rank for a in axes):
+        x = x.unsqueeze(axis)
+    return x
+
+
+def _keeps_grid(op_type: str, op: _Op) -> bool:
+    """Whether a node's output stays on its input's quantisation grid: layout, Pad and a
+    nearest Resize (not a bilinear one)."""
+    if op_type == "Resize":
+        return getattr(op.fn, "keywords", {}).get("mode") == "nearest"
+    return op_type in _KEEP_GRID
+
+
+def _resize_mode(attrs: dict[str, Any]) -> str | None:
+    """The interpolation of a Resize node's attributes that :func:`_resize` replays
+    ("nearest" or "bilinear"), or None."""
+    coordinates = attrs.get("coordinate_transformation_mode", b"half_pixel")
+    if attrs.get("mode", b"nearest") == b"nearest":
+        asymmetric_floor = attrs.get("nearest_mode") == b"floor" and coordinates == b"asymmetric"
+        return "nearest" if asymmetric_floor else None
+    linear = attrs.get("mode") == b"linear" and coordinates == b"pytorch_half_pixel"
+    return "bilinear" if linear else None
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -218,24 +302,87 @@ def _build(op: str, attrs: dict[str, Any], consts: list[np.ndarray | None]) -> _
         return _Op(partial(_pad, pads=tuple(int(p) for p in pads), mode=mode), 1)
     if op == "Reshape":
         shape = consts[1]
-        if shape is None or (shape <= 0).any():
-            raise UnsupportedOperatorError("Reshape to a non-constant or inferred shape")
+        if int(attrs.get("allowzero", 0)):
+            raise UnsupportedOperatorError("Reshape with allowzero")
+        if shape is None:
+            return _Op(_reshape_to)
+        if (shape <= 0).any():
+            raise UnsupportedOperatorError("Reshape to a constant inferred shape")
         return _Op(partial(_reshape, shape=tuple(int(s) for s in shape)), 1)
     if op == "Resize":
         scales = consts[2] if len(consts) > 2 else None
-        expected = {
-            "mode": b"nearest",
-            "coordinate_transformation_mode": b"asymmetric",
-            "nearest_mode": b"floor",
-        }
-        if scales is None or len(consts) > 3 or any(attrs.get(k) != v for k, v in expected.items()):
-            raise UnsupportedOperatorError("Resize other than nearest/asymmetric/floor by scales")
-        if tuple(scales[:2]) != (1.0, 1.0):
-            raise UnsupportedOperatorError("Resize of the batch or channel dimension")
-        return _Op(partial(_resize_nearest, scales=tuple(float(s) for s in scales)), 1)
+        mode = _resize_mode(attrs)
+        if scales is None or len(consts) > 3 or mode is None:
+            raise UnsupportedOperatorError(
+                "Resize other than nearest/asymmetric/floor or linear/pytorch_half_pixel by scales"
+            )
+        if len(scales) != 4 or tuple(scales[:2]) != (1.0, 1.0):
+            raise UnsupportedOperatorError("Resize other than of the last two of 4 dimensions")
+        return _Op(partial(_resize, scales=tuple(float(s) for s in scales), mode=mode), 1)
+    if op == "Slice":
+        starts, ends, axes, steps = [*consts[1:], None, None][:4]
+        if len(consts) > 5 or any(c is None for c in consts[1:]):
+            raise UnsupportedOperatorError("Slice by non-constant starts, ends, axes or steps")
+        axes = np.arange(len(starts)) if axes is None else axes
+        steps = np.ones(len(starts), np.int64) if steps is None else steps
+        if (steps <= 0).any():
+            raise UnsupportedOperatorError("Slice with a step below 1")
+        return _Op(partial(_slice, starts=starts, ends=ends, axes=axes, steps=steps), 1)
+    if op == "Concat":
+        axis = int(attrs["axis"])
+        return _Op(lambda *xs: torch.cat(xs, axis))
+    if op == "Shape":
+        if "start" in attrs or "end" in attrs:
+            raise UnsupportedOperatorError("Shape with start or end")
+        return _Op(lambda x: torch.tensor(x.shape, dtype=torch.int64, device=x.device))
+    if op == "Gather":
+        index, axis = consts[1], int(attrs.get("axis", 0))
+        if index is None or index.ndim:
+            raise UnsupportedOperatorError("Gather other than of one constant index")
+        return _Op(lambda x: x.select(axis, int(index)), 1)
+    if op == "Unsqueeze":
+        axes = attrs.get("axes", consts[1] if len(consts) > 1 else None)
+        if axes is None:
+            raise UnsupportedOperatorError("Unsqueeze by non-constant axes")
+        return _Op(partial(_unsqueeze, axes=tuple(int(a) for a in axes)), 1)
+    if op == "Expand":
+        return _Op(_expand)
+    if op == "MatMul":
+        return _Op(torch.matmul)
+    if op == "InstanceNormalization":
+        if consts[1] is None or consts[2] is None:
+            raise UnsupportedOperatorError("InstanceNormalization by non-constant scale or bias")
+        eps = float(attrs.get("epsilon", 1e-5))
+        return _Op(lambda x, scale, bias: F.instance_norm(x, weight=scale, bias=bias, eps=eps))
     if op == "Transpose":
         perm = tuple(attrs["perm"])
         return _Op(lambda x: x.permute(perm))
+    if op == "BatchNormalization":
+        if any(c is None for c in consts[1:5]) or int(attrs.get("training_mode", 0)):
+            raise UnsupportedOperatorError("BatchNormalization other than inference by constants")
+        return _Op(partial(_batch_norm, eps=float(attrs.get("epsilon", 1e-5))))
+    if op == "PRelu":
+        if consts[1] is None:
+            raise UnsupportedOperatorError("PRelu with a non-constant slope")
+        return _Op(_prelu)
+    if op == "Dropout":
+        if len(consts) > 1:
+            raise UnsupportedOperatorError("Dropout with a ratio or training-mode input")
+        return _Op(lambda x: x, 1)
+    if op == "Flatten":
+        axis = int(attrs.get("axis", 1))
+        return _Op(lambda x: x.reshape(math.prod(x.shape[:axis]), -1), 1)
+    if op == "Gemm":
+        if int(attrs.get("transA", 0)) or consts[1] is None:
+            raise UnsupportedOperatorError("Gemm with a transposed A or a non-constant B")
+        return _Op(
+            partial(
+                _gemm,
+                alpha=float(attrs.get("alpha", 1.0)),
+                beta=float(attrs.get("beta", 1.0)),
+                trans_b=bool(attrs.get("transB", 0)),
+            )
+        )
     if op == "Clip":
         low, high = (None if b is None else float(b) for b in [*consts, None, None][1:3])
         clamp = partial(torch.clamp, min=low, max=high)
@@ -305,6 +452,12 @@ class ONNXModule(nn.Module):
         for index, node in enumerate(graph.node):
             where = f"{Path(path).name}: node #{index} ({node.op_type} {node.name!r})"
             op_type, output = node.op_type, node.output[0]
+            if op_type == "Constant":
+                value = _attrs(node).get("value")
+                if value is None:
+                    raise UnsupportedOperatorError(f"{where}: a Constant other than a tensor")
+                known[output] = numpy_helper.to_array(value)
+                continue
             if len(node.output) != 1 or not node.input:
                 raise UnsupportedOperatorError(f"{where}: {len(node.output)} outputs, no inputs")
             inputs = [alias.get(n, n) for n in node.input]
@@ -332,7 +485,7 @@ class ONNXModule(nn.Module):
                 raise UnsupportedOperatorError(f"{where}: {exc}") from exc
             if node.input[0] in quantised and op_type in _LAYOUT:
                 quantised[output] = quantised[node.input[0]]
-            if inputs[0] in on_grid and op_type in _KEEP_GRID:
+            if inputs[0] in on_grid and _keeps_grid(op_type, op):
                 on_grid[output] = on_grid[inputs[0]]
             runtime = tuple(n for n in used if n and n not in known and n not in folded)
             missing = [n for n in runtime if n not in available]

@@ -189,6 +189,7 @@ _UNARY: dict[str, Callable[[Tensor], Tensor]] = {
     "TANH": torch.tanh,
     "LOGISTIC": torch.sigmoid,
     "HARD_SWISH": F.hardswish,
+    "ABS": torch.abs,
 }
 _FUSED = {
     tflite.ActivationFunctionType.NONE: _identity,
@@ -319,8 +320,20 @@ class _Pool(nn.Module):
         return self.activation(total / count)
 
 
+def _rsub(a: Tensor, b: Tensor) -> Tensor:
+    """SUB whose constant operand comes first: b - a (the constant is passed second)."""
+    return torch.sub(b, a)
+
+
+_BINARY: dict[str, tuple[Callable[[Tensor, Tensor], Tensor], type]] = {
+    "ADD": (torch.add, tflite.AddOptions),
+    "MUL": (torch.mul, tflite.MulOptions),
+    "SUB": (torch.sub, tflite.SubOptions),
+}
+
+
 class _Binary(nn.Module):
-    """ADD / MUL, with an optional constant operand already in our layout."""
+    """ADD / MUL / SUB, with an optional constant operand already in our layout."""
 
     constant: Tensor | None
 
@@ -495,7 +508,7 @@ def _build_pool(ctx: OpContext) -> nn.Module:
 
 
 def _build_binary(ctx: OpContext) -> nn.Module:
-    options = tflite.AddOptions if ctx.kind == "ADD" else tflite.MulOptions
+    op, options = _BINARY[ctx.kind]
     rank = len(ctx.out_shape)
     constants = [p for p in range(2) if ctx.constant(p) is not None]
     if len(constants) == 2:
@@ -507,7 +520,9 @@ def _build_binary(ctx: OpContext) -> nn.Module:
     activation: Callable[[Tensor], Tensor] = _identity
     if ctx.operator.BuiltinOptions() is not None:
         activation = _fused(ctx, ctx.options(options).FusedActivationFunction())
-    return _Binary(torch.add if ctx.kind == "ADD" else torch.mul, constant, activation)
+    if ctx.kind == "SUB" and constants == [0]:
+        op = _rsub
+    return _Binary(op, constant, activation)
 
 
 def _build_prelu(ctx: OpContext) -> nn.Module:
@@ -575,6 +590,7 @@ OP_BUILDERS: dict[str, Builder] = {
     "AVERAGE_POOL_2D": _build_pool,
     "ADD": _build_binary,
     "MUL": _build_binary,
+    "SUB": _build_binary,
     "PRELU": _build_prelu,
     "PAD": _build_pad,
     "RESHAPE": _build_reshape,

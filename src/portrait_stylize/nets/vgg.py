@@ -9,21 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-# Channels per conv layer, per block (the "D" and "E" configurations of Simonyan & Zisserman).
-VGG_BLOCKS: dict[str, tuple[tuple[int, ...], ...]] = {
-    "vgg16": ((64, 64), (128, 128), (256, 256, 256), (512, 512, 512), (512, 512, 512)),
-    "vgg19": ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4),
-}
-
-
-def layer_names(arch: str) -> list[str]:
-    """Names of the trunk's modules in order: conv1_1, relu1_1, ..., pool5."""
-    names = []
-    for block, widths in enumerate(VGG_BLOCKS[arch], start=1):
-        for index in range(1, len(widths) + 1):
-            names += [f"conv{block}_{index}", f"relu{block}_{index}"]
-        names.append(f"pool{block}")
-    return names
+from ..vocabulary import VGG_BLOCKS, layer_names
 
 
 def _torchvision_indices(arch: str) -> dict[str, int]:

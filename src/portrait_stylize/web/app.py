@@ -4,19 +4,19 @@ Every error is JSON ``{"error": message}`` with the status of the error table
 (:mod:`portrait_stylize.errors`): bad uploads or settings 400/413/415, unknown jobs 404,
 the job database locked by another process 503 (with Retry-After), anything unexpected
 500, never a traceback. With a token, every request must carry it
-(``Authorization: Bearer T``, ``?token=T``, or the cookie the page sets).
+(``Authorization: Bearer T``, ``?token=T``, or the cookie the page sets; :mod:`.guard`).
+Every answer is described in ``/openapi.json`` (:mod:`.responses`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hmac
 import json
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,19 +32,34 @@ from starlette.exceptions import HTTPException
 from .. import __version__
 from ..errors import PortraitStylizeError, SettingsError, outcome
 from ..images import LoadedImage
-from ..jobdb import StoreBusy
+from ..jobdb import StoreFull, StoreUnavailable, job_id
 from ..methods import job_settings
+from .estimate import estimate
+from .guard import Guard, error
 from .quicklook import bounded, inspect_photo, instant_preview
+from .responses import (
+    TOKEN_COOKIE,
+    Estimate,
+    EstimateRequest,
+    Example,
+    Inspection,
+    JobCreated,
+    JobView,
+    SettingsSchema,
+    errors,
+    event_stream,
+    file_response,
+    finish_schema,
+)
 from .settings import Limits, form_schema, parse_job_settings
-from .store import ACTIVE, FINISHED, Job, JobStore, busy_message, job_id
-from .uploads import UploadRejected, check_image, save_upload, sniff
+from .store import ACTIVE, FINISHED, NO_SPACE, Job, JobStore, busy_message
+from .uploads import MEDIA_TYPES, UploadRejected, check_image, save_upload, sniff
 
 log = logging.getLogger("portrait_stylize.web")
 
 STATIC = Path(__file__).parent / "static"
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 """The bundled public-domain images of a source checkout."""
-TOKEN_COOKIE = "portrait_stylize_token"
 EVENT_POLL_S = 0.5
 KEEPALIVE_S = 15.0
 FORM_OVERHEAD = 1_000_000
@@ -53,83 +68,20 @@ NETWORK_WAIT_S = 60.0
 """How long a look before a job (faces, instant preview) waits for the one running."""
 BUSY_RETRY_AFTER_S = 5
 """The Retry-After of a 503 for a job database locked by another process."""
-
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+JOB_VIEW: dict[str, Any] = {"response_model": JobView, "response_model_exclude_unset": True}
+"""A route answering with jobs: only the links a job has."""
 
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """The app's data folder, its token (None: open, loopback only) and its limits."""
+    """The app's data folder, its token (None: open, loopback only), its limits and the
+    workers' device (what estimates are for)."""
 
     data: Path
     token: str | None = None
     limits: Limits = field(default_factory=Limits)
     examples: Path = EXAMPLES
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-class Guard:
-    """ASGI middleware in front of everything: the token, and the size of request bodies
-    (refused with 413 from Content-Length, or as soon as a streamed body passes it)."""
-
-    def __init__(self, app: ASGIApp, token: str | None, max_body: int) -> None:
-        self.app = app
-        self.token = token
-        self.max_body = max_body
-
-    def _authorised(self, request: Request) -> bool:
-        if self.token is None:
-            return True
-        bearer = request.headers.get("authorization", "")
-        offered = [
-            bearer.removeprefix("Bearer ") if bearer.startswith("Bearer ") else "",
-            request.query_params.get("token", ""),
-            request.cookies.get(TOKEN_COOKIE, ""),
-        ]
-        return any(hmac.compare_digest(o.encode(), self.token.encode()) for o in offered if o)
-
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
-        if not self._authorised(request):
-            await _error(401, "a valid token is needed (Authorization: Bearer TOKEN)")(
-                scope, receive, send
-            )
-            return
-        too_large = _error(413, f"request larger than {self.max_body} bytes")
-        length = request.headers.get("content-length", "")
-        if length.isdigit() and int(length) > self.max_body:
-            await too_large(scope, receive, send)
-            return
-        received = 0
-        refused = False
-
-        async def counted() -> Message:
-            nonlocal received, refused
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_body and not refused:
-                refused = True
-                await too_large(scope, receive, send)
-            return {"type": "http.disconnect"} if refused else message
-
-        async def guarded_send(message: Message) -> None:
-            if not refused:
-                await send(message)
-
-        try:
-            await self.app(scope, counted, guarded_send)
-        except Exception:
-            if not refused:
-                raise
+    device: str = "cpu"
 
 
 def _iso(timestamp: float) -> str:
@@ -147,41 +99,55 @@ def create_app(config: ServerConfig) -> FastAPI:
         "progress, previews and results.",
     )
     max_body = limits.max_bytes * (1 + limits.max_styles) + FORM_OVERHEAD
-    app.add_middleware(Guard, token=config.token, max_body=max_body)
+    app.add_middleware(Guard, token=config.token, max_body=max_body, max_part=limits.max_bytes)
+    describe = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return finish_schema(describe(), config.token is not None)
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> Response:
-        return _error(exc.status_code, str(exc.detail))
+    async def httperror(request: Request, exc: HTTPException) -> Response:
+        return error(exc.status_code, str(exc.detail), exc.headers)  # e.g. a 405's Allow
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"] if part not in ("body", "query"))
-        return _error(400, f"{where}: {first['msg']}")
+        return error(400, f"{where}: {first['msg']}")
 
     @app.exception_handler(UploadRejected)
     async def rejected(request: Request, exc: UploadRejected) -> Response:
-        return _error(exc.status, str(exc))
+        return error(exc.status, str(exc))
 
-    @app.exception_handler(StoreBusy)
-    async def busy(request: Request, exc: StoreBusy) -> Response:
+    @app.exception_handler(StoreUnavailable)
+    async def busy(request: Request, exc: StoreUnavailable) -> Response:
         message = busy_message(exc)
         log.warning("%s %s: %s", request.method, request.url.path, message)
-        response = _error(503, message)
-        response.headers["Retry-After"] = str(BUSY_RETRY_AFTER_S)
-        return response
+        status = 507 if isinstance(exc, StoreFull) else 503
+        return error(status, message, {"Retry-After": str(BUSY_RETRY_AFTER_S)})
+
+    @app.exception_handler(OSError)
+    async def no_space(request: Request, exc: OSError) -> Response:
+        """A full disk (an upload being saved): 507; any other OSError is a fault."""
+        if exc.errno not in NO_SPACE:
+            return await internal(request, exc)
+        message = "the server's disk is full; try again later"
+        log.warning("%s %s: %s", request.method, request.url.path, message)
+        return error(507, message, {"Retry-After": str(BUSY_RETRY_AFTER_S)})
 
     @app.exception_handler(PortraitStylizeError)
-    async def library_error(request: Request, exc: PortraitStylizeError) -> Response:
-        body = {"error": str(exc)}
+    async def libraryerror(request: Request, exc: PortraitStylizeError) -> Response:
+        extra = {}
         if isinstance(exc, SettingsError) and exc.field:  # for a form to mark the field
-            body["field"] = exc.field
-        return JSONResponse(body, outcome(exc).http_status)
+            extra["field"] = exc.field
+        return error(outcome(exc).http_status, str(exc), **extra)
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> Response:
         log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
-        return _error(500, f"internal error ({type(exc).__name__}); see the server's log")
+        return error(500, f"internal error ({type(exc).__name__}); see the server's log")
 
     networks = threading.Lock()
 
@@ -264,17 +230,21 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
-    @app.get("/api/settings")
+    @app.get("/api/settings", response_model=SettingsSchema, responses=errors())
     def settings_schema() -> dict[str, Any]:
         """Methods, every accepted setting (type, help, default per method) and limits."""
         return form_schema(limits)
 
-    @app.get("/api/examples")
+    @app.get("/api/examples", response_model=list[Example], responses=errors())
     def examples() -> list[dict[str, str]]:
         """The bundled public-domain images: name, kind (photograph, painting), title."""
         return _examples(config.examples)
 
-    @app.get("/api/examples/{name}")
+    @app.get(
+        "/api/examples/{name}",
+        response_class=FileResponse,
+        responses={**file_response(*MEDIA_TYPES, description="the image"), **errors(404)},
+    )
     def example(name: str) -> Response:
         """One bundled image."""
         known = {entry["name"] for entry in _examples(config.examples)}
@@ -282,7 +252,15 @@ def create_app(config: ServerConfig) -> FastAPI:
             raise HTTPException(404, f"no example {name}")
         return FileResponse(config.examples / name)
 
-    @app.post("/api/jobs", status_code=201, responses={200: {"description": "existing job"}})
+    @app.post(
+        "/api/jobs",
+        status_code=201,
+        response_model=JobCreated,
+        responses={
+            200: {"model": JobCreated, "description": "the identical job, which exists"},
+            **errors(400, 413, 415, 503),
+        },
+    )
     def create_job(
         content: Annotated[UploadFile, File(description="the photograph")],
         style: Annotated[list[UploadFile], File(description="one or more paintings")],
@@ -298,7 +276,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             _, created = store.submit(job, given, saved)
         return JSONResponse({"id": job}, status_code=201 if created else 200)
 
-    @app.post("/api/inspect")
+    @app.post("/api/inspect", response_model=Inspection, responses=errors(400, 413, 415, 503))
     def inspect(
         content: Annotated[UploadFile, File(description="the photograph")],
         settings: Annotated[str, Form(description="JSON object, as a job's")] = "{}",
@@ -312,7 +290,23 @@ def create_app(config: ServerConfig) -> FastAPI:
             _, _, photo = receive(content, "content", paths)
             return inspect_photo(photo, resolved)
 
-    @app.post("/api/instant", response_class=Response)
+    @app.post("/api/estimate", response_model=Estimate, responses=errors(400))
+    def estimate_job(request: EstimateRequest) -> dict[str, Any]:
+        """How long a job would take on this server's workers: its settings (checked as a
+        job's) for a photograph of ``width`` x ``height`` px with ``faces`` usable faces.
+        ``seconds`` is null until the machine's speed has been measured (a worker does it
+        when it starts, or the first run)."""
+        _, resolved = parse_job_settings(json.dumps(request.settings), limits)
+        return estimate(resolved, config.device, request.width, request.height, request.faces)
+
+    @app.post(
+        "/api/instant",
+        response_class=Response,
+        responses={
+            **file_response("image/png", description="the preview"),
+            **errors(400, 413, 415, 503),
+        },
+    )
     def instant(
         content: Annotated[UploadFile, File(description="the photograph")],
         style: Annotated[list[UploadFile], File(description="one or more paintings")],
@@ -327,17 +321,29 @@ def create_app(config: ServerConfig) -> FastAPI:
             png = instant_preview(photo, paintings, style_strength)
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
-    @app.get("/api/jobs")
+    @app.get(
+        "/api/jobs",
+        response_model=list[JobView],
+        response_model_exclude_unset=True,
+        responses=errors(400, 503),
+    )
     def list_jobs(limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[dict[str, Any]]:
         """Jobs, newest first."""
         return [view(job) for job in store.list(limit)]
 
-    @app.get("/api/jobs/{job_ref}")
+    @app.get("/api/jobs/{job_ref}", responses=errors(404, 503), **JOB_VIEW)
     def get_job(job_ref: str) -> dict[str, Any]:
         """A job's status, progress and settings."""
         return view(found(job_ref))
 
-    @app.get("/api/jobs/{job_ref}/events")
+    @app.get(
+        "/api/jobs/{job_ref}/events",
+        response_class=StreamingResponse,
+        responses={
+            **event_stream("the job's events, then new ones until it ends"),
+            **errors(404, 503),
+        },
+    )
     async def events(
         job_ref: str,
         request: Request,
@@ -351,7 +357,11 @@ def create_app(config: ServerConfig) -> FastAPI:
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
-    @app.get("/api/jobs/{job_ref}/preview")
+    @app.get(
+        "/api/jobs/{job_ref}/preview",
+        response_class=FileResponse,
+        responses={**file_response("image/png", description="the preview"), **errors(404, 503)},
+    )
     def preview(job_ref: str) -> Response:
         """The latest preview while it runs, the result once done; 404 before the first."""
         job = found(job_ref)
@@ -362,7 +372,14 @@ def create_app(config: ServerConfig) -> FastAPI:
             raise HTTPException(404, "no preview yet")
         return FileResponse(path, media_type="image/png", headers={"Cache-Control": "no-store"})
 
-    @app.get("/api/jobs/{job_ref}/result")
+    @app.get(
+        "/api/jobs/{job_ref}/result",
+        response_class=FileResponse,
+        responses={
+            **file_response("image/png", "image/tiff", description="the result"),
+            **errors(400, 404, 503),
+        },
+    )
     def result(job_ref: str, format: Literal["png", "tif"] = "png") -> Response:
         """The result as PNG or 16-bit TIFF; 404 until done."""
         job = found(job_ref)
@@ -371,7 +388,17 @@ def create_app(config: ServerConfig) -> FastAPI:
         media = "image/png" if format == "png" else "image/tiff"
         return _file(store.file_path(job.outputs[format]), media, f"portrait-{job.id}.{format}")
 
-    @app.get("/api/jobs/{job_ref}/record")
+    @app.get(
+        "/api/jobs/{job_ref}/record",
+        response_class=FileResponse,
+        responses={
+            200: {
+                "description": "the run record",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+            **errors(404, 503),
+        },
+    )
     def record(job_ref: str) -> Response:
         """The run record (settings, inputs, weights, stages, versions); 404 until done."""
         job = found(job_ref)
@@ -379,7 +406,11 @@ def create_app(config: ServerConfig) -> FastAPI:
             raise HTTPException(404, f"job {job.id} is {job.status}, no record")
         return _file(store.file_path(job.outputs["record"]), "application/json")
 
-    @app.get("/api/jobs/{job_ref}/inputs/{index}")
+    @app.get(
+        "/api/jobs/{job_ref}/inputs/{index}",
+        response_class=FileResponse,
+        responses={**file_response(*MEDIA_TYPES, description="the input"), **errors(400, 404, 503)},
+    )
     def job_input(job_ref: str, index: int) -> Response:
         """Input ``index`` of a job: 0 the photograph, 1.. the paintings."""
         job = found(job_ref)
@@ -391,7 +422,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             media = sniff(handle.read(12)) or "application/octet-stream"
         return _file(path, media)
 
-    @app.post("/api/jobs/{job_ref}/cancel")
+    @app.post("/api/jobs/{job_ref}/cancel", responses=errors(404, 409, 503), **JOB_VIEW)
     def cancel(job_ref: str) -> dict[str, Any]:
         """Cancel a queued or running job; a finished one is left as it is (409)."""
         job = store.cancel(job_ref)
@@ -401,7 +432,12 @@ def create_app(config: ServerConfig) -> FastAPI:
             raise HTTPException(409, f"job {job.id} is {job.status}; nothing to cancel")
         return view(job)
 
-    @app.delete("/api/jobs/{job_ref}", status_code=204)
+    @app.delete(
+        "/api/jobs/{job_ref}",
+        status_code=204,
+        response_class=Response,
+        responses={204: {"description": "removed"}, **errors(404, 409, 503)},
+    )
     def delete(job_ref: str) -> Response:
         """Remove a finished job and its files (those no other job uses); 409 while active."""
         job = found(job_ref)
@@ -428,7 +464,7 @@ async def _event_stream(
         try:
             state = await run_in_threadpool(store.get, job)  # before the events: none missed
             rows = await run_in_threadpool(store.events, job, after)
-        except StoreBusy:  # locked by another process: say so (a keepalive), try again
+        except StoreUnavailable:  # locked, or the disk full: say so (a keepalive), try again
             yield ": the job database is busy\n\n"
             await asyncio.sleep(EVENT_POLL_S)
             continue

@@ -144,7 +144,16 @@ def serve(options: ServeOptions) -> int:
         )
     configs = worker_configs(options)
     JobStore(options.data)
-    app = create_app(ServerConfig(options.data, token, options.limits, options.examples))
+    if configs[0].threads:
+        import torch
+
+        # A worker's share of the CPU for the server's own networks; and the estimates
+        # read the workers' measurement, which is per thread count (machine.machine_key).
+        torch.set_num_threads(configs[0].threads)
+    config = ServerConfig(
+        options.data, token, options.limits, options.examples, device=options.device
+    )
+    app = create_app(config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     pool = WorkerPool(configs)
     pool.start()

@@ -13,12 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SettingsError
-from ..methods import METHODS, Settings, parse_settings, render_instant, settings_schema
+from ..methods import DEFAULT_METHOD, METHODS, Settings, parse_settings, settings_schema
 
-DEFAULT_METHOD = Settings().method
-"""The method of a job whose settings name none (the CLI's default)."""
-PAGE_METHOD = "portrait-stylization"
-"""The method the page preselects."""
 INSTANT_ONLY = ("style_strength",)
 """Settings only the instant network reads: the methods that render with it, and any
 other whose ``init`` starts from its result (``init`` instant)."""
@@ -82,17 +78,17 @@ def form_schema(limits: Limits) -> dict[str, Any]:
     worker's, not those that only name a file), the method it preselects, the limits.
 
     A field's ``methods`` are those that read it; :data:`INSTANT_ONLY` fields name the
-    methods that render with the instant network, and add ``also_when`` {"init":
-    "instant"}: the other methods read them only with that setting."""
+    feed-forward methods (those with a renderer: the instant network), and add
+    ``also_when`` {"init": "instant"}: the other methods read them only with that setting."""
     schema = settings_schema()
     schema["fields"] = [
         entry
         for entry in schema["fields"]
         if not entry["worker"] and entry.get("file_prefix") != ""
     ]
-    instant = [name for name, method in METHODS.items() if method.render is render_instant]
+    instant = [name for name, method in METHODS.items() if method.renderer is not None]
     for entry in schema["fields"]:
         if entry["name"] in INSTANT_ONLY:
             entry["methods"] = instant
             entry["also_when"] = {"init": "instant"}
-    return {**schema, "default_method": PAGE_METHOD, "limits": dataclasses.asdict(limits)}
+    return {**schema, "default_method": DEFAULT_METHOD, "limits": dataclasses.asdict(limits)}

@@ -14,7 +14,8 @@ after ``max_attempts`` claims it fails with the reason. Every write is one ``BEG
 IMMEDIATE`` transaction, so claims from several processes never take one job twice.
 
 A store call waits up to :data:`WAIT_S` for a database another process keeps locked,
-then raises :class:`~portrait_stylize.jobdb.StoreBusy`. A process killed between moving
+then raises :class:`~portrait_stylize.jobdb.StoreBusy`; with no space left on its disk it
+raises :class:`~portrait_stylize.jobdb.StoreFull`. A process killed between moving
 files into ``files/`` and committing leaves files no job refers to; :meth:`JobStore.sweep`
 removes them.
 """
@@ -22,7 +23,7 @@ removes them.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import errno
 import json
 import os
 import shutil
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..jobdb import StoreBusy, connect, create
+from ..jobdb import StoreBusy, StoreUnavailable, connect, create, file_sha256
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
@@ -42,6 +43,8 @@ ACTIVE = ("queued", "running")
 PROGRESS_FIELDS = ("stage", "stages", "step", "steps", "eta_s", "terms")
 WAIT_S = 10.0
 """Seconds a store call waits for a database locked by another process (then StoreBusy)."""
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+"""The errnos of a write refused for want of space (a full disk, a quota)."""
 STALE_UPLOAD_S = 3600.0
 """Age (since the last write) after which a file in ``tmp/`` counts as abandoned."""
 
@@ -76,25 +79,14 @@ CREATE INDEX IF NOT EXISTS events_by_job ON events (job, seq);
 """
 
 
-def busy_message(exc: StoreBusy) -> str:
-    """What the web app says (in replies and logs) of a locked job database: no path."""
-    return f"the job database is locked by another process (waited {exc.timeout:g} s); try again"
-
-
-def job_id(content: str, styles: list[str], settings: dict[str, Any]) -> str:
-    """A job's id from the sha256 of its content and styles (in order) and its resolved
-    settings: the same inputs and settings give the same id."""
-    key = json.dumps({"content": content, "styles": styles, "settings": settings}, sort_keys=True)
-    return hashlib.sha256(key.encode()).hexdigest()[:24]
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def busy_message(exc: StoreUnavailable) -> str:
+    """What the web app says (in replies and logs) of a locked job database, or of a full
+    disk under it: no path."""
+    if isinstance(exc, StoreBusy):
+        return (
+            f"the job database is locked by another process (waited {exc.timeout:g} s); try again"
+        )
+    return "the server's disk is full (no space left for the job database); try again later"
 
 
 def new_owner() -> str:

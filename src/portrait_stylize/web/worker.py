@@ -9,10 +9,13 @@ saves a checkpoint in the job's working folder at every scale boundary, and a jo
 claimed again continues from it. SIGTERM, or the server disappearing, stops the run at
 its next step and gives the job back to the queue.
 
-A database locked by another process does not stop a worker: a progress report it cannot
-store is skipped, and every other store call is tried again until it goes through. A
-worker starting sweeps away what a worker killed while storing results left
-(:meth:`.JobStore.sweep`).
+A database locked by another process, or a full disk under it, does not stop a worker: a
+progress report it cannot store is skipped, and every other store call is tried again
+until it goes through. A job whose files cannot be written (the disk full) fails with
+that reason; it can be sent again once space is freed, and continues from its
+checkpoint. A worker starting sweeps away what a worker killed while storing results left
+(:meth:`.JobStore.sweep`), and on a machine new to it measures its speed once for the
+default method (:func:`.estimate.measure_once`), for the page's estimates.
 """
 
 from __future__ import annotations
@@ -31,12 +34,24 @@ from typing import TypeVar
 import torch
 
 from ..api import StylizeResult, save_result, stylize
-from ..engine import CancelToken, Event, FacesFound, StageStarted, Step, StopReason, WeightsLoading
+from ..callbacks import TimeLeft
 from ..errors import PortraitStylizeError
+from ..events import (
+    CancelToken,
+    Estimated,
+    Event,
+    FacesFound,
+    StageFinished,
+    StageStarted,
+    Step,
+    StopReason,
+    WeightsLoading,
+)
 from ..images import record_path, save_image
-from ..jobdb import StoreBusy
-from ..methods import resolve_settings, scale_schedule
-from .store import Job, JobStore, busy_message, new_owner
+from ..jobdb import StoreUnavailable
+from ..methods import DEFAULT_METHOD, resolve_settings, scale_schedule
+from .estimate import measure_once
+from .store import NO_SPACE, Job, JobStore, busy_message, new_owner
 
 log = logging.getLogger("portrait_stylize.web")
 
@@ -65,22 +80,6 @@ class WorkerConfig:
     """The server's pid: the worker stops when it is gone."""
 
 
-class Eta:
-    """Seconds left from the rate since the first step seen (a resumed run starts late)."""
-
-    def __init__(self, total: int) -> None:
-        self.total = total
-        self.first: tuple[float, int] | None = None
-
-    def update(self, now: float, done: int) -> float | None:
-        if self.first is None:
-            self.first = (now, done)
-        start, base = self.first
-        if done <= base:
-            return None
-        return round((now - start) / (done - base) * (self.total - done), 1)
-
-
 class Reporter:
     """The run's callback: progress, stage and preview reports for the job's row and events,
     each renewing the lease; a failed renewal cancels the run (``lost``)."""
@@ -90,8 +89,7 @@ class Reporter:
         self.job = job
         self.token = token
         self.preview_path = worker.store.work_dir(job.id) / "preview.png"
-        self.starts = [sum(stages[:i]) for i in range(len(stages))]
-        self.eta = Eta(sum(stages))
+        self.left = TimeLeft(stages)
         self.lost = False
         self.next_progress = 0.0
         self.next_preview = time.monotonic() + PREVIEW_EVERY_S
@@ -106,7 +104,7 @@ class Reporter:
             kept = self.worker.store.progress(
                 self.job.id, self.worker.owner, config.lease_s, fields, event
             )
-        except StoreBusy as exc:  # the next report renews the lease
+        except StoreUnavailable as exc:  # the next report renews the lease
             log.warning("job %s: progress report skipped: %s", self.job.id, busy_message(exc))
             return
         if not kept:
@@ -115,7 +113,8 @@ class Reporter:
 
     def __call__(self, step: Step) -> bool:
         now = time.monotonic()
-        eta = self.eta.update(now, self.starts[step.stage] + step.iteration)
+        left = self.left.update(now, step.stage, step.iteration)
+        eta = None if left is None else round(left, 1)
         self.image = step.image
         if now >= self.next_progress or step.iteration == step.iterations:
             self.next_progress = now + PROGRESS_EVERY_S
@@ -137,7 +136,14 @@ class Reporter:
         """Save the latest image as the job's preview (atomically) and announce it."""
         if self.image is None:
             return
-        save_image(self.image[0], self.preview_path)
+        try:
+            save_image(self.image[0], self.preview_path)
+        except OSError as exc:  # a full disk: a preview is not worth failing the job for
+            if exc.errno not in NO_SPACE:
+                raise
+            log.warning("job %s: no preview: %s", self.job.id, exc.strerror)
+            self.next_preview = time.monotonic() + PREVIEW_EVERY_S
+            return
         self.previews += 1
         self.next_preview = time.monotonic() + PREVIEW_EVERY_S
         self.report({}, ("preview", {"n": self.previews}))
@@ -154,8 +160,11 @@ class Reporter:
         elif isinstance(event, WeightsLoading):
             self.report({}, ("loading", {"names": list(event.names), "device": event.device}))
         elif isinstance(event, FacesFound):
-            self.report({}, ("faces", {"boxes": event.boxes}))
-        else:  # a stage finished: show where it got to
+            self.report({}, ("faces", {"boxes": event.boxes, "group": event.group}))
+        elif isinstance(event, Estimated):
+            self.left.estimate(event)
+            self.report({}, ("estimate", {"seconds": round(event.seconds, 1)}))
+        elif isinstance(event, StageFinished):  # show where it got to
             self.preview()
 
 
@@ -181,12 +190,16 @@ class Worker:
 
     def stored(self, call: Callable[[], T]) -> T | None:
         """``call``'s result (a store call), tried again while another process keeps the
-        database locked; None when the worker is stopped first."""
+        database locked or its disk is full (logged once); None when the worker is
+        stopped first."""
+        warned = False
         while True:
             try:
                 return call()
-            except StoreBusy as exc:
-                log.warning("worker %s: %s", self.owner, busy_message(exc))
+            except StoreUnavailable as exc:
+                if not warned:
+                    log.warning("worker %s: %s", self.owner, busy_message(exc))
+                    warned = True
                 if self.stopping.wait(BUSY_RETRY_S):
                     return None
 
@@ -199,6 +212,7 @@ class Worker:
                 self.owner,
                 *swept,
             )
+        self.measure()
         log.info("worker %s ready on %s", self.owner, self.config.device)
         config = self.config
         while not self.stopping.is_set() and not self.orphaned():
@@ -211,6 +225,17 @@ class Worker:
             self.run_job(job)
         log.info("worker %s stopped", self.owner)
 
+    def measure(self) -> None:
+        """Measure this machine's speed for the default method once, before any job, so
+        that the page's estimates appear before the first painting (a failure, e.g. its
+        network's weights missing, is logged: the first run measures then)."""
+        if self.stopping.is_set():
+            return
+        try:
+            measure_once(DEFAULT_METHOD, self.config.device)
+        except Exception as exc:
+            log.warning("worker %s: the machine's speed not measured: %s", self.owner, exc)
+
     def run_job(self, job: Job) -> None:
         """Run one claimed job to its end: done, failed, or given back/dropped when stopped."""
         log.info("job %s: attempt %d on %s", job.id, job.attempts, self.owner)
@@ -220,6 +245,7 @@ class Worker:
         token = self.token = CancelToken()
         if self.stopping.is_set():
             token.cancel()
+        outputs: dict[str, Path] = {}
         try:
             overrides = {**job.settings, "device": self.config.device}
             settings = resolve_settings(overrides.pop("method"), overrides)
@@ -233,12 +259,10 @@ class Worker:
                 checkpoint=checkpoint,
                 resume=checkpoint.is_file(),
             )
-        except PortraitStylizeError as exc:
-            log.info("job %s failed: %s", job.id, exc)
-            error = str(exc)
+            if result.stopped != StopReason.CANCELLED:
+                outputs = self._save(result, work)
         except Exception as exc:
-            log.exception("job %s: internal error", job.id)
-            error = f"internal error: {type(exc).__name__}: {exc}"
+            error: str | None = self._failure(job, exc)
         else:
             error = None
         finally:
@@ -249,10 +273,27 @@ class Worker:
         if result.stopped == StopReason.CANCELLED:
             self._stopped(job, reporter.lost)
             return
-        outputs = self._save(result, work)
         if self.stored(lambda: self.store.finish(job.id, self.owner, outputs)):
             log.info("job %s done", job.id)
             shutil.rmtree(work, ignore_errors=True)
+
+    def _failure(self, job: Job, exc: Exception) -> str:
+        """The error a failed run of ``job`` is stored with (the data folder's path left
+        out): the library's message, a full disk, or an internal error (logged)."""
+        if isinstance(exc, PortraitStylizeError):
+            log.info("job %s failed: %s", job.id, exc)
+            message = str(exc)
+        elif isinstance(exc, OSError) and exc.errno in NO_SPACE:
+            log.warning("job %s failed: %s", job.id, exc)
+            message = f"cannot write the job's files ({exc.strerror})"
+        else:
+            log.exception("job %s: internal error", job.id)
+            message = f"internal error: {type(exc).__name__}: {exc}"
+        if "No space left" in message or "Disk quota" in message:
+            message += "; the server's disk is full: send the job again once space is freed"
+        return message.replace(str(self.store.work_dir(job.id)), "the job's folder").replace(
+            str(self.store.root), "the data folder"
+        )
 
     def _stopped(self, job: Job, lost: bool) -> None:
         """After a run stopped early: a lost job is dropped (its folder too, once the job

