@@ -124,8 +124,9 @@ def test_no_face_warns_and_runs_as_crowson(tmp_path) -> None:
 
 
 def test_background_colour_replaces_only_the_background() -> None:
+    """The selfie mask's path (MODNet's matte: tests/test_matting.py)."""
     image = resize_long_side(load_image(data_file("content", "astronaut.jpg")).rgb, 256)
-    replaced = replace_background(image, "color:#00ff00")
+    replaced = replace_background(image, "color:#00ff00", person_model="selfie")
     background = background_mask(person_mask(image), 0.5, 1.0)[0, 0]
     person, backdrop = background == 0, background == 1
     assert 0.2 < float(person.float().mean()) < 0.8
@@ -139,7 +140,7 @@ def test_background_texture_and_bad_settings(tmp_path) -> None:
     texture = tmp_path / "red.png"
     save_image(torch.tensor([1.0, 0.0, 0.0])[:, None, None].expand(3, 30, 90), texture)
     image = torch.full((3, 64, 48), 0.5)  # no person: everything is background
-    replaced = replace_background(image, f"texture:{texture}")
+    replaced = replace_background(image, f"texture:{texture}", person_model="selfie")
     torch.testing.assert_close(replaced, torch.tensor([1.0, 0, 0])[:, None, None].expand_as(image))
     for bad in ("color:red", "colour:#00ff00", "keep:x", "texture:"):
         with pytest.raises(ValueError, match="background must be"):
