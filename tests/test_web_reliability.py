@@ -37,11 +37,13 @@ CRASH = {
     "size": 64,
     "min_size": 32,
     "initial_iterations": 10,
-    "iterations": 30,
+    "iterations": 150,
     "converge_tol": 0,
     "seed": 3,
 }
-"""Three scales (32, 45, 64 px), long enough at the second to be killed there."""
+"""Three scales (32, 45, 64 px), long enough at the second to be killed there: seconds
+of steps after the poll that sees it (30 steps, under a second, could end the scale
+before the kill lands)."""
 
 
 def test_kill_9_mid_run_then_restart_finishes_the_job(tmp_path: Path) -> None:
