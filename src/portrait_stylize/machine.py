@@ -1,8 +1,9 @@
 """How fast this machine runs the feature network, measured once and kept in the cache.
 
 The fastest memory layout of the VGG convolutions depends on the processor: in bf16 on a
-Xeon with AMX, channels-last runs VGG-19's forward + backward 2.4x faster than NCHW; on an
-AMD EPYC with AVX-512 BF16 but no AMX it is 9 % slower at 512 px (docs/performance.md).
+Xeon with AMX, channels-last runs VGG-19's forward + backward 2.4x faster than NCHW, on an
+AMD EPYC with AVX-512 BF16 but no AMX 1.18x, and on an AVX2-only one (bf16 emulated) it is
+slower (docs/performance.md).
 So the layout is not assumed from the CPU's flags but timed: the first run on a machine
 (per processor or GPU, thread count, backbone, precision and PyTorch version) times the
 backbone's forward + backward to the image (the *floor*) at :data:`PROBE_SIZES` in both
