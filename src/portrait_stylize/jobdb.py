@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .weights.registry import file_digest
 
 FULL_BELOW = 1 << 20
 """Free bytes under which a failed write (or a read whose shared memory cannot grow)
@@ -101,9 +102,5 @@ def job_id(content: str, styles: list[str], settings: dict[str, Any]) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """sha256 of a file's bytes (the weights registry's chunked digest)."""
+    return file_digest(path)
